@@ -60,7 +60,7 @@ class MultiDict(Mapping[str, V], Generic[V]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MultiDict):
             return NotImplemented
-        return sorted(self._list) == sorted(other._list)  # type: ignore[type-var]
+        return sorted(map(repr, self._list)) == sorted(map(repr, other._list))
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -1,0 +1,1 @@
+"""HTTP layer: requests, responses, forms, cookies."""

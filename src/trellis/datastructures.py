@@ -355,6 +355,13 @@ class State:
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_state", dict(initial or {}))
 
+    @classmethod
+    def _wrap(cls, data: dict[str, Any]) -> State:
+        # Share ``data`` instead of copying it: request state lives in ``scope["state"]``.
+        state = cls.__new__(cls)
+        object.__setattr__(state, "_state", data)
+        return state
+
     def __setattr__(self, name: str, value: Any) -> None:
         self._state[name] = value
 

@@ -1,0 +1,761 @@
+"""The application: registration, build-then-freeze, and the ASGI entry point.
+
+``App`` is a ``Router`` that also owns settings, middleware, error handlers, the lifespan and
+plugins. Everything is compiled once (on lifespan start-up, or on the first request) under a
+lock; after that registration raises ``AppFrozenError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlencode
+
+from trellis.datastructures import State
+from trellis.exceptions import (
+    AppFrozenError,
+    ConfigurationError,
+    HTTPError,
+    MethodNotAllowedError,
+    NotFoundError,
+    RouteConflictError,
+    URLBuildError,
+)
+from trellis.handlers.compile import Endpoint, coerce_response, compile_route
+from trellis.http.errors import error_response, server_error_response, wants_html
+from trellis.http.request import Request
+from trellis.http.response import RedirectResponse, Response
+from trellis.routing._matcher import Leaf, Matcher
+from trellis.routing._template import HostTemplate, PathTemplate
+from trellis.routing.router import FlatMount, FlatRoute, Router, flatten
+from trellis.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from trellis.config import Settings
+    from trellis.http.forms import FormLimits
+    from trellis.http.proxy import TrustedProxies
+
+__all__ = ["App"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("trellis.error")
+
+Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+
+class _Target:
+    """What a leaf holds per method: the ASGI callable and the names of its path values."""
+
+    __slots__ = ("asgi", "endpoint", "param_names")
+
+    def __init__(self, asgi: ASGIApp, param_names: tuple[str, ...], endpoint: Endpoint | None):
+        self.asgi = asgi
+        self.param_names = param_names
+        self.endpoint = endpoint
+
+
+class _HostGroup:
+    __slots__ = ("host", "matcher", "mounts")
+
+    def __init__(self, host: HostTemplate) -> None:
+        self.host = host
+        self.matcher = Matcher()
+        self.mounts: list[FlatMount] = []
+
+
+class App(Router):
+    """A Trellis application: an ASGI 3 callable.
+
+    Args:
+        settings: Settings to use; by default they are loaded from ``TRELLIS_*`` environment
+            variables, ``.env`` and ``trellis.toml`` (see ``trellis.config``).
+        debug: Shortcut for the ``debug`` setting (tracebacks in error pages).
+        lifespan: An async context manager factory ``lifespan(app)`` run around serving; what
+            it yields (a dict, optional) is added to ``app.state``.
+        middleware: ASGI middleware for every request, outermost first: ``Middleware`` specs
+            or ``(cls, options)`` pairs (see ``add_middleware``).
+        **settings_overrides: Other setting values (``max_body_size=...``).
+
+    Example:
+        ```python
+        from trellis import App
+
+        app = App()
+
+        @app.get("/")
+        async def index() -> str:
+            return "Hello, World!"
+
+        if __name__ == "__main__":
+            app.run()
+        ```
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        debug: bool | None = None,
+        lifespan: Lifespan | None = None,
+        middleware: Sequence[Any] = (),
+        **settings_overrides: Any,
+    ) -> None:
+        super().__init__()
+        if settings is None:
+            from trellis.config import load_settings
+
+            if debug is not None:
+                settings_overrides["debug"] = debug
+            settings = load_settings(**settings_overrides)
+        elif debug is not None or settings_overrides:
+            settings = settings.model_copy(
+                update={**settings_overrides, **({} if debug is None else {"debug": debug})}
+            )
+        self.settings: Settings = settings
+        self.state = State()
+        self._lifespan_factory = lifespan
+        self._middleware: list[Any] = list(middleware)
+        self._startup: list[Callable[..., Any]] = []
+        self._shutdown: list[Callable[..., Any]] = []
+        self._exception_handlers: dict[type[BaseException] | int, Callable[..., Any]] = {}
+        self._plugins: list[Any] = []
+        self._commands: list[Any] = []
+        self._lock = threading.Lock()
+        self._built = False
+        self._stack: ASGIApp | None = None
+        self._exit_stack: contextlib.AsyncExitStack | None = None
+        # Filled by build():
+        self._matcher = Matcher()
+        self._hosts: list[_HostGroup] = []
+        self._mounts: list[FlatMount] = []
+        self._names: dict[str, list[tuple[PathTemplate, FlatRoute]]] = {}
+        self._mount_names: dict[str, FlatMount] = {}
+        self._routes: list[FlatRoute] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._proxies: TrustedProxies | None = None
+        self._form_limits: FormLimits | None = None
+        self._max_body_size: int | None = settings.max_body_size
+        self.templates: Any = None
+
+    # -- settings shortcuts -----------------------------------------------------------------
+
+    @property
+    def debug(self) -> bool:
+        """Whether the app runs in debug (development) mode."""
+        return bool(self.settings.debug)
+
+    # -- registration -------------------------------------------------------------------------
+
+    def _check_open(self, method: str) -> None:
+        if self._built:
+            raise AppFrozenError(
+                f"App.{method}() was called after the application started serving; register"
+                " routes, middleware, hooks and plugins before the first request (at import"
+                " time or in a create_app() factory)"
+            )
+
+    def add_middleware(self, middleware: Any, /, **options: Any) -> None:
+        """Wrap every request in ASGI ``middleware`` (a class called as ``cls(app, **options)``).
+
+        The last added runs first (outermost). The chain is built once at start-up.
+        """
+        self._check_open("add_middleware")
+        self._middleware.insert(0, (middleware, options))
+
+    def exception_handler(
+        self, exc_or_status: type[BaseException] | int
+    ) -> Callable[[F], F]:
+        """Decorator: handle an exception class (and subclasses) or an HTTP error status.
+
+        The handler is called as ``handler(request, exc)`` and returns a response or a value
+        that becomes one. Example: ``@app.exception_handler(404)``.
+        """
+        self._check_open("exception_handler")
+
+        def decorator(fn: F) -> F:
+            self._exception_handlers[exc_or_status] = fn
+            return fn
+
+        return decorator
+
+    def on_startup(self, fn: F) -> F:
+        """Decorator: run ``fn()`` (sync or async) when the server starts, before serving."""
+        self._check_open("on_startup")
+        self._startup.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: F) -> F:
+        """Decorator: run ``fn()`` (sync or async) when the server stops."""
+        self._check_open("on_shutdown")
+        self._shutdown.append(fn)
+        return fn
+
+    def install(self, plugin: Any) -> Any:
+        """Install a plugin: an object with ``setup(app)`` that adds routes, middleware, hooks.
+
+        Returns the plugin, so ``db = app.install(Database(url))`` reads naturally.
+        """
+        self._check_open("install")
+        setup = getattr(plugin, "setup", None)
+        if setup is None or not callable(setup):
+            raise ConfigurationError(f"{plugin!r} is not a plugin: it has no setup(app) method")
+        self._plugins.append(plugin)
+        setup(self)
+        return plugin
+
+    @property
+    def plugins(self) -> tuple[Any, ...]:
+        """The installed plugins, in order."""
+        return tuple(self._plugins)
+
+    def static(self, path: str, directory: str, *, name: str = "static", **options: Any) -> None:
+        """Serve the files of ``directory`` under ``path`` (``app.static("/static", "static")``).
+
+        ``url_for("static", path="css/site.css")`` builds their URLs. Options go to
+        ``trellis.static.StaticFiles``.
+        """
+        from trellis.static import StaticFiles
+
+        self.mount(path, StaticFiles(directory, **options), name=name)
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        """Decorator: add a command to the ``trellis`` CLI for this app (a click command)."""
+        self._check_open("command")
+        import click
+
+        def decorator(fn: F) -> F:
+            cmd = click.command(*args, **kwargs)(fn)
+            self._commands.append(cmd)
+            return fn
+
+        return decorator
+
+    @property
+    def commands(self) -> tuple[Any, ...]:
+        """The click commands the app adds to the CLI."""
+        return tuple(self._commands)
+
+    # -- build ---------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Compile routes, handlers and middleware; after this the app is frozen.
+
+        Called for you on start-up or on the first request. Every mistake that can be found
+        without a request (clashing routes, bad handler signatures, missing settings) raises
+        here.
+        """
+        with self._lock:
+            if self._built:
+                return
+            self._build()
+            self._built = True
+
+    def _build(self) -> None:
+        settings = self.settings
+        settings.check()
+        from trellis.http.forms import FormLimits
+
+        self._form_limits = FormLimits(
+            max_fields=settings.max_form_fields,
+            max_parts=settings.max_form_parts,
+            max_file_size=settings.max_file_size,
+            spool_threshold=settings.form_spool_threshold,
+        )
+        if settings.trusted_proxies:
+            from trellis.http.proxy import TrustedProxies
+
+            self._proxies = TrustedProxies(settings.trusted_proxies)
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.thread_pool_size, thread_name_prefix="trellis-worker"
+        )
+        routes, mounts = flatten(self)
+        self._routes = routes
+        hosts: dict[str, _HostGroup] = {}
+        names: dict[str, list[tuple[PathTemplate, FlatRoute]]] = {}
+        for flat in routes:
+            template = PathTemplate(flat.path, flat.route.where)
+            if flat.host is None:
+                matcher = self._matcher
+            else:
+                group = hosts.get(flat.host)
+                if group is None:
+                    group = hosts[flat.host] = _HostGroup(HostTemplate(flat.host))
+                matcher = group.matcher
+            names_for_route = template.param_names + (
+                hosts[flat.host].host.names if flat.host is not None else ()
+            )
+            endpoint = compile_route(self, flat, names_for_route)
+            asgi: ASGIApp = endpoint
+            for mw in reversed(flat.middleware):
+                asgi = _build_middleware(mw, asgi)
+            if flat.middleware:
+                asgi = _ErrorGuard(asgi, self)
+            for method in sorted(flat.route.methods):
+                matcher.add(template, method, _Target(asgi, template.param_names, endpoint),
+                            f"{flat.route.where} ({method} {flat.path})")
+            existing = names.setdefault(flat.name, [])
+            for other_template, other in existing:
+                if other.route.endpoint is not flat.route.endpoint and (
+                    getattr(other.route.endpoint, "__self__", None) is None
+                    or getattr(other.route.endpoint, "__self__", None)
+                    is not getattr(flat.route.endpoint, "__self__", None)
+                ):
+                    raise RouteConflictError(
+                        f"two routes are named {flat.name!r}: {other.route.where} for"
+                        f" {other_template.path!r} and {flat.route.where} for {flat.path!r};"
+                        " pass name=... to one of them"
+                    )
+            existing.append((template, flat))
+        self._names = names
+        for flat_mount in mounts:
+            if flat_mount.name:
+                if flat_mount.name in names or flat_mount.name in self._mount_names:
+                    raise RouteConflictError(
+                        f"the mount at {flat_mount.path!r} is named {flat_mount.name!r}, a name"
+                        " already used by another route or mount"
+                    )
+                self._mount_names[flat_mount.name] = flat_mount
+            if flat_mount.host is None:
+                self._mounts.append(flat_mount)
+            else:
+                group = hosts.get(flat_mount.host)
+                if group is None:
+                    group = hosts[flat_mount.host] = _HostGroup(HostTemplate(flat_mount.host))
+                group.mounts.append(flat_mount)
+        # Longest prefix first, so "/static/admin" wins over "/static".
+        self._mounts.sort(key=lambda m: -len(m.path))
+        for group in hosts.values():
+            group.mounts.sort(key=lambda m: -len(m.path))
+        self._hosts = list(hosts.values())
+        for matcher in [self._matcher, *(g.matcher for g in self._hosts)]:
+            for leaf in matcher.leaves():
+                _complete_leaf(leaf)
+        stack: ASGIApp = self._dispatch
+        if self._middleware:
+            for mw in reversed(self._middleware):
+                stack = _build_middleware(mw, stack)
+            stack = _ErrorGuard(stack, self)
+        self._stack = stack
+        self._bind_templates()
+
+    def _bind_templates(self) -> None:
+        dirs: list[str] = []
+        if self.settings.templates_dir is not None:
+            dirs.append(str(self.settings.templates_dir))
+        for flat in self._routes:
+            dirs.extend(d for d in flat.templates if d not in dirs)
+        if dirs and self.templates is None:
+            from trellis.templating import Templates
+
+            self.templates = Templates(dirs, app=self)
+
+    # -- ASGI ------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI 3 entry point."""
+        scope["app"] = self
+        stack = self._stack
+        if stack is None:
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send)
+                return
+            self.build()
+            stack = self._stack
+            assert stack is not None
+        elif scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        await stack(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        root = scope.get("root_path")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        if self._hosts:
+            host = _host_of(scope)
+            for group in self._hosts:
+                host_params = group.host.match(host)
+                if host_params is not None:
+                    if await self._route(
+                        scope, receive, send, path, group.matcher, group.mounts, host_params
+                    ):
+                        return
+        await self._route(scope, receive, send, path, self._matcher, self._mounts, None, True)
+
+    async def _route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        matcher: Matcher,
+        mounts: list[FlatMount],
+        host_params: dict[str, str] | None,
+        final: bool = False,
+    ) -> bool:
+        found = matcher.match(path)
+        if found is not None:
+            leaf, values = found
+            target = leaf.targets.get(scope.get("method", "GET"))
+            if scope["type"] != "http":
+                target = None
+            if target is not None:
+                if values or host_params:
+                    params = dict(zip(target.param_names, values, strict=False))
+                    if host_params:
+                        params.update(host_params)
+                    scope["path_params"] = params
+                await target.asgi(scope, receive, send)
+                return True
+            if scope["type"] == "http":
+                allowed = [m for m in leaf.allow.split(", ") if m]
+                await self._send_error(scope, receive, send, MethodNotAllowedError(allowed))
+                return True
+        for mount in mounts:
+            mp = mount.path
+            if path == mp or path.startswith(mp + "/") or mp == "":
+                child = dict(scope)
+                child["root_path"] = scope.get("root_path", "") + mp
+                if host_params:
+                    child["path_params"] = dict(host_params)
+                await mount.app(child, receive, send)
+                return True
+        if not final:
+            return False
+        if scope["type"] == "http":
+            alternate = path[:-1] if path.endswith("/") and len(path) > 1 else path + "/"
+            if matcher.match(alternate) is not None:
+                target_url = scope.get("root_path", "") + alternate
+                query = scope.get("query_string", b"")
+                if query:
+                    target_url += "?" + query.decode("latin-1")
+                await RedirectResponse(target_url, 308)(scope, receive, send)
+                return True
+            await self._send_error(scope, receive, send, NotFoundError())
+        else:
+            await send({"type": "websocket.close", "code": 1000})
+        return True
+
+    async def _send_error(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+        response = await self._error_response(Request(scope, receive), exc)
+        await response(scope, receive, send)
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    def _find_handler(self, exc: BaseException) -> Callable[..., Any] | None:
+        handlers = self._exception_handlers
+        if not handlers:
+            return None
+        for cls in type(exc).__mro__:
+            handler = handlers.get(cls)
+            if handler is not None:
+                return handler
+        if isinstance(exc, HTTPError):
+            return handlers.get(exc.status)
+        return None
+
+    async def _error_response(self, request: Request, exc: BaseException) -> Response:
+        handler = self._find_handler(exc)
+        if handler is not None:
+            try:
+                result = handler(request, exc)
+                if inspect.isawaitable(result):
+                    result = await result
+                status = exc.status if isinstance(exc, HTTPError) else None
+                return coerce_response(result, status)
+            except Exception as handler_exc:  # the handler itself failed: report both
+                handler_exc.__context__ = exc
+                exc = handler_exc
+        accept = request.headers.get("accept")
+        if isinstance(exc, HTTPError):
+            return error_response(exc, html_page=wants_html(accept), instance=request.path)
+        request_id = _request_id(request.scope)
+        log.error(
+            "unhandled error in %s %s (request id %s)",
+            request.scope.get("method"),
+            request.scope.get("path"),
+            request_id,
+            exc_info=exc,
+            extra={"request_id": request_id},
+        )
+        return server_error_response(
+            exc, html_page=wants_html(accept), request_id=request_id, debug=self.debug
+        )
+
+    # -- lifespan --------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Build the app, run start-up hooks and enter the lifespan (the server calls this)."""
+        self.build()
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        self._exit_stack = stack
+        try:
+            for hook in self._startup:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            if self._lifespan_factory is not None:
+                state = await stack.enter_async_context(self._lifespan_factory(self))
+                if state:
+                    for key, value in dict(state).items():
+                        setattr(self.state, key, value)
+        except BaseException:
+            await stack.__aexit__(None, None, None)
+            self._exit_stack = None
+            raise
+
+    async def shutdown(self) -> None:
+        """Leave the lifespan and run shut-down hooks (the server calls this)."""
+        errors: list[BaseException] = []
+        if self._exit_stack is not None:
+            try:
+                await self._exit_stack.__aexit__(None, None, None)
+            except Exception as exc:
+                errors.append(exc)
+            self._exit_stack = None
+        for hook in self._shutdown:
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                errors.append(exc)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if errors:
+            raise errors[0]
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            await self.startup()
+        except BaseException as exc:
+            text = f"Trellis could not start: {type(exc).__name__}: {exc}"
+            logging.getLogger("trellis").error(text, exc_info=exc)
+            await send({"type": "lifespan.startup.failed", "message": text})
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if "state" in scope:
+            scope["state"].update(self.state._state)
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        assert message["type"] == "lifespan.shutdown"
+        try:
+            await self.shutdown()
+        except Exception as exc:
+            text = f"Trellis shut down with an error: {type(exc).__name__}: {exc}"
+            logging.getLogger("trellis").error(text, exc_info=exc)
+            await send({"type": "lifespan.shutdown.failed", "message": text})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+    # -- URLs ------------------------------------------------------------------------------------
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """Return the path of the route named ``name``.
+
+        Path parameters are filled from ``params``; the rest become the query string
+        (lists repeat the key). ``_anchor="x"`` adds a fragment. For a mount (such as
+        ``"static"``) pass ``path="css/site.css"``.
+
+        Raises:
+            URLBuildError: no route has that name, or a path parameter is missing or invalid.
+        """
+        if not self._built:
+            self.build()
+        anchor = params.pop("_anchor", None)
+        candidates = self._names.get(name)
+        if candidates is None:
+            mount = self._mount_names.get(name)
+            if mount is None:
+                raise URLBuildError(f"no route is named {name!r}")
+            sub = str(params.pop("path", "")).lstrip("/")
+            url = mount.path + "/" + quote(sub, safe="/-._~!$&'()*+,;=:@")
+        else:
+            chosen = None
+            for template, flat in candidates:
+                host_names = HostTemplate(flat.host).names if flat.host else ()
+                if all(n in params for n in template.param_names):
+                    chosen = (template, host_names)
+                    break
+            if chosen is None:
+                template, _ = candidates[0]
+                chosen = (template, ())
+            template, host_names = chosen
+            url = template.build(params)
+            for used in (*template.param_names, *host_names):
+                params.pop(used, None)
+        if params:
+            pairs: list[tuple[str, Any]] = []
+            for key, value in params.items():
+                if isinstance(value, list | tuple):
+                    pairs.extend((key, v) for v in value)
+                elif value is not None:
+                    pairs.append((key, value))
+            if pairs:
+                url += "?" + urlencode(pairs)
+        if anchor:
+            url += "#" + quote(str(anchor))
+        return url
+
+    def describe_routes(self) -> list[dict[str, Any]]:
+        """Describe every route (method, path, name, handler, host), for ``trellis routes``."""
+        if not self._built:
+            self.build()
+        rows = []
+        for flat in self._routes:
+            for method in sorted(flat.route.methods):
+                rows.append(
+                    {
+                        "method": method,
+                        "path": flat.path,
+                        "name": flat.name,
+                        "handler": flat.route.where,
+                        "host": flat.host,
+                    }
+                )
+        for mount in self._mounts:
+            rows.append(
+                {
+                    "method": "*",
+                    "path": mount.path + "/...",
+                    "name": mount.name,
+                    "handler": type(mount.app).__name__,
+                    "host": mount.host,
+                }
+            )
+        return rows
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    def run(self, host: str | None = None, port: int | None = None, **options: Any) -> None:
+        """Serve the app with the built-in server (uvicorn) until interrupted.
+
+        Args:
+            host: Address to bind (default: the ``server_host`` setting, 127.0.0.1).
+            port: Port (default: the ``server_port`` setting, 8000).
+            **options: Passed to the server (``log_level``, ``workers`` ...).
+        """
+        from trellis.server import serve
+
+        serve(
+            self,
+            host=host or self.settings.server_host,
+            port=self.settings.server_port if port is None else port,
+            **options,
+        )
+
+
+def _complete_leaf(leaf: Leaf) -> None:
+    """Add HEAD for GET, automatic OPTIONS, and the ``Allow`` value."""
+    targets = leaf.targets
+    if "GET" in targets and "HEAD" not in targets:
+        get = targets["GET"]
+        targets["HEAD"] = _Target(_HeadOnly(get.asgi), get.param_names, get.endpoint)
+    allowed = sorted({*targets, "OPTIONS"})
+    leaf.allow = ", ".join(allowed)
+    if "OPTIONS" not in targets:
+        targets["OPTIONS"] = _Target(_Options(leaf.allow), (), None)
+
+
+class _HeadOnly:
+    """Answer HEAD with the GET handler, dropping the body but keeping the headers."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_headers_only(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, send_headers_only)
+
+
+class _Options:
+    """Automatic OPTIONS: 204 with ``Allow``."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, allow: str) -> None:
+        self.headers = [(b"allow", allow.encode()), (b"content-length", b"0")]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": self.headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
+class _ErrorGuard:
+    """Outermost layer when middleware exists: turn a middleware's crash into a 500."""
+
+    __slots__ = ("app", "owner")
+
+    def __init__(self, app: ASGIApp, owner: App) -> None:
+        self.app = app
+        self.owner = owner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                log.error("error after the response started", exc_info=exc)
+                raise
+            response = await self.owner._error_response(Request(scope, receive), exc)
+            await response(scope, receive, send)
+
+
+def _build_middleware(spec: Any, app: ASGIApp) -> ASGIApp:
+    build = getattr(spec, "build", None)
+    if build is not None and callable(build):
+        return build(app)  # type: ignore[no-any-return]
+    if isinstance(spec, tuple):
+        cls, options = spec
+        return cls(app, **options)  # type: ignore[no-any-return]
+    if callable(spec):
+        return spec(app)  # type: ignore[no-any-return]
+    raise ConfigurationError(f"{spec!r} is not middleware")
+
+
+def _host_of(scope: Scope) -> str:
+    for k, v in scope.get("headers", ()):
+        if k == b"host":
+            return str(v.decode("latin-1"))
+    return ""
+
+
+def _request_id(scope: Scope) -> str:
+    state = scope.get("state")
+    if state and state.get("request_id"):
+        return str(state["request_id"])
+    rid = scope.get("trellis.request_id")
+    if rid:
+        return str(rid)
+    return uuid.uuid4().hex
+

@@ -1,0 +1,85 @@
+"""Error responses: RFC 9457 problem documents for API clients, HTML pages for browsers."""
+
+from __future__ import annotations
+
+import html
+import traceback
+from typing import Any
+
+from trellis import status as _status
+from trellis.exceptions import HTTPError
+from trellis.http import _json
+from trellis.http.response import HTMLResponse, Response
+
+__all__ = ["error_response", "server_error_response", "wants_html"]
+
+PROBLEM_JSON = "application/problem+json"
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{status} {title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:46rem;padding:0 1rem;
+color:#222}}h1{{font-size:1.6rem}}pre{{background:#f6f6f6;padding:1rem;overflow:auto;
+font-size:13px}}code{{background:#f6f6f6;padding:0 .2rem}}</style></head>
+<body><h1>{status} {title}</h1>{body}</body></html>"""
+
+
+def wants_html(accept: str | None) -> bool:
+    """Whether the client prefers an HTML page to JSON (a browser navigating)."""
+    if not accept:
+        return False
+    html_at = accept.find("text/html")
+    if html_at < 0:
+        return False
+    json_at = accept.find("json")
+    return json_at < 0 or html_at < json_at
+
+
+def _problem(status: int, problem: dict[str, Any], headers: list[tuple[str, str]]) -> Response:
+    response = Response(_json.dumps(problem), status, headers, media_type=PROBLEM_JSON)
+    return response
+
+
+def error_response(exc: HTTPError, *, html_page: bool, instance: str | None = None) -> Response:
+    """Render ``exc`` as a problem document, or as an HTML page for browsers."""
+    problem = exc.to_problem(instance)
+    if html_page:
+        body = f"<p>{html.escape(exc.detail)}</p>" if exc.detail else ""
+        errors = exc.extra.get("errors")
+        if isinstance(errors, list) and errors:
+            items = "".join(f"<li><code>{html.escape(str(e))}</code></li>" for e in errors)
+            body += f"<ul>{items}</ul>"
+        page = _PAGE.format(status=exc.status, title=html.escape(exc.title), body=body)
+        return HTMLResponse(page, exc.status, exc.headers)
+    return _problem(exc.status, problem, exc.headers)
+
+
+def server_error_response(
+    exc: BaseException, *, html_page: bool, request_id: str, debug: bool
+) -> Response:
+    """Render an unhandled exception as a 500.
+
+    In production the client sees only the request id (to quote when reporting the problem);
+    in debug mode it also sees the traceback.
+    """
+    title = _status.phrase(500)
+    detail = f"The server hit an unexpected error. Reference: {request_id}"
+    tb = "".join(traceback.format_exception(exc)) if debug else None
+    if html_page:
+        body = f"<p>{html.escape(detail)}</p>"
+        if tb is not None:
+            body += f"<h2>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</h2>"
+            body += f"<pre>{html.escape(tb)}</pre>"
+        page = _PAGE.format(status=500, title=title, body=body)
+        return HTMLResponse(page, 500, [("x-request-id", request_id)])
+    problem: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": 500,
+        "detail": detail,
+        "request_id": request_id,
+    }
+    if tb is not None:
+        problem["exception"] = f"{type(exc).__name__}: {exc}"
+        problem["traceback"] = tb.splitlines()
+    return _problem(500, problem, [("x-request-id", request_id)])

@@ -1,0 +1,308 @@
+"""The incoming HTTP request: everything is parsed on first use and kept.
+
+A ``Request`` wraps the ASGI scope and ``receive``. Creating one costs a few attribute stores;
+headers, query, cookies, body, JSON and form are parsed when first asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from trellis.datastructures import URL, Headers, QueryParams, State
+from trellis.exceptions import BadRequestError, PayloadTooLargeError
+from trellis.http import _json
+from trellis.http.cookies import parse_cookie_header
+from trellis.types import Receive, Scope
+
+if TYPE_CHECKING:
+    from trellis.app import App
+    from trellis.http.forms import FormData, FormLimits
+
+__all__ = ["ClientDisconnectedError", "Request"]
+
+DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+
+
+class ClientDisconnectedError(Exception):
+    """The client went away before the request body was read in full."""
+
+
+async def _empty_receive() -> Any:
+    raise RuntimeError("this request has no receive channel")
+
+
+class Request:
+    """An HTTP request.
+
+    Handlers get it by declaring a parameter annotated ``Request``.
+
+    Attributes:
+        scope: The ASGI scope.
+        path_params: Values taken from the path, already converted (``{id:int}`` gives an int).
+    """
+
+    __slots__ = (
+        "_body",
+        "_cookies",
+        "_form",
+        "_headers",
+        "_json",
+        "_query",
+        "_receive",
+        "_state",
+        "_stream_used",
+        "_url",
+        "max_body_size",
+        "path_params",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive = _empty_receive,
+        *,
+        max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.path_params: dict[str, Any] = scope.get("path_params") or {}
+        self.max_body_size = max_body_size
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
+        self._url: URL | None = None
+        self._body: bytes | None = None
+        self._json: Any = _UNSET
+        self._form: FormData | None = None
+        self._state: State | None = None
+        self._stream_used = False
+
+    # -- what the request says -------------------------------------------------------------
+
+    @property
+    def method(self) -> str:
+        """The HTTP method, upper-case."""
+        return str(self.scope["method"])
+
+    @property
+    def path(self) -> str:
+        """The decoded path, as the server passed it (mount prefix included)."""
+        return str(self.scope["path"])
+
+    @property
+    def app(self) -> App:
+        """The Trellis application serving this request."""
+        return self.scope["app"]  # type: ignore[no-any-return]
+
+    @property
+    def headers(self) -> Headers:
+        """Case-insensitive, multi-valued request headers."""
+        if self._headers is None:
+            self._headers = Headers(raw=self.scope["headers"])
+        return self._headers
+
+    @property
+    def query(self) -> QueryParams:
+        """The query string as a multi-dict (``request.query.getlist("tag")``)."""
+        if self._query is None:
+            self._query = QueryParams(self.scope.get("query_string", b""))
+        return self._query
+
+    query_params = query
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Request cookies by name."""
+        if self._cookies is None:
+            header = self.headers.get("cookie")
+            self._cookies = parse_cookie_header(header) if header else {}
+        return self._cookies
+
+    @property
+    def state(self) -> State:
+        """Per-request attributes for your code and middleware (``request.state.user``)."""
+        if self._state is None:
+            self._state = State._wrap(self.scope.setdefault("state", {}))
+        return self._state
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the client; from ``X-Forwarded-For`` only via a trusted proxy."""
+        app = self.scope.get("app")
+        proxies = getattr(app, "_proxies", None)
+        if proxies is not None:
+            return proxies.client(self.scope, self.headers)  # type: ignore[no-any-return]
+        client = self.scope.get("client")
+        return (client[0], client[1]) if client else None
+
+    @property
+    def scheme(self) -> str:
+        """``http`` or ``https`` (``X-Forwarded-Proto`` honoured only from a trusted proxy)."""
+        app = self.scope.get("app")
+        proxies = getattr(app, "_proxies", None)
+        if proxies is not None:
+            return proxies.scheme(self.scope, self.headers)  # type: ignore[no-any-return]
+        return str(self.scope.get("scheme", "http"))
+
+    @property
+    def host(self) -> str:
+        """The host the client asked for (``X-Forwarded-Host`` only from a trusted proxy)."""
+        app = self.scope.get("app")
+        proxies = getattr(app, "_proxies", None)
+        if proxies is not None:
+            return proxies.host(self.scope, self.headers)  # type: ignore[no-any-return]
+        host: str = self.headers.get("host") or "localhost"
+        return host
+
+    @property
+    def url(self) -> URL:
+        """The full URL the client asked for."""
+        if self._url is None:
+            scope = self.scope
+            if scope.get("app") is not None and getattr(scope["app"], "_proxies", None):
+                scope = {**scope, "scheme": self.scheme}
+                self._url = URL.from_scope(scope, host=self.host)
+            else:
+                self._url = URL.from_scope(scope)
+        return self._url
+
+    @property
+    def base_url(self) -> URL:
+        """The URL of the application root (scheme, host and root path)."""
+        url = self.url
+        root = self.scope.get("root_path", "")
+        return URL(f"{url.scheme}://{url.netloc}{root}/")
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, without parameters, lower-case ("" when absent)."""
+        ct: str = self.headers.get("content-type", "")
+        return ct.split(";", 1)[0].strip().lower()
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """Return the path of the route ``name`` (see ``App.url_for``)."""
+        return self.app.url_for(name, **params)
+
+    # -- the body --------------------------------------------------------------------------
+
+    def _declared_length(self) -> int | None:
+        raw = None
+        for k, v in self.scope["headers"]:
+            if k == b"content-length":
+                if raw is not None and raw != v:
+                    raise BadRequestError(detail="Conflicting Content-Length headers")
+                raw = v
+        if raw is None:
+            return None
+        if not raw.isdigit():
+            raise BadRequestError(detail=f"Invalid Content-Length header: {raw.decode('latin-1')!r}")
+        return int(raw)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Yield the body in chunks as they arrive, without keeping them.
+
+        Raises:
+            PayloadTooLargeError: the body is larger than the limit (checked against
+                ``Content-Length`` before reading, and again while reading).
+            BadRequestError: ``Content-Length`` is invalid.
+            ClientDisconnectedError: the client went away mid-body.
+        """
+        if self._body is not None:
+            yield self._body
+            return
+        if self._stream_used:
+            raise RuntimeError("the request body was already consumed by stream()")
+        self._stream_used = True
+        limit = self.max_body_size
+        declared = self._declared_length()
+        if limit is not None and declared is not None and declared > limit:
+            raise PayloadTooLargeError(
+                detail=f"Request body of {declared} bytes is larger than the limit of {limit}"
+            )
+        received = 0
+        receive = self._receive
+        while True:
+            message = await receive()
+            mtype = message["type"]
+            if mtype == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    received += len(chunk)
+                    if limit is not None and received > limit:
+                        raise PayloadTooLargeError(
+                            detail=f"Request body is larger than the limit of {limit} bytes"
+                        )
+                    yield chunk
+                if not message.get("more_body", False):
+                    break
+            elif mtype == "http.disconnect":
+                raise ClientDisconnectedError("client disconnected while sending the body")
+
+    async def body(self) -> bytes:
+        """Return the whole body (read once, then cached)."""
+        if self._body is None:
+            chunks = [chunk async for chunk in self.stream()]
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        """Return the body decoded as JSON.
+
+        Raises:
+            BadRequestError: the body is empty or not valid JSON (400, problem+json).
+        """
+        if self._json is _UNSET:
+            body = await self.body()
+            try:
+                self._json = _json.loads(body)
+            except ValueError as exc:
+                raise BadRequestError(detail=f"Invalid JSON body: {exc}") from None
+        return self._json
+
+    async def form(self, limits: FormLimits | None = None) -> FormData:
+        """Return the parsed form (urlencoded or multipart); uploads are spooled to disk.
+
+        Raises:
+            BadRequestError: malformed form data.
+            PayloadTooLargeError: a part or file over its limit.
+            UnsupportedMediaTypeError: the body is not a form.
+        """
+        if self._form is None:
+            from trellis.http.forms import parse_form
+
+            if limits is None:
+                app = self.scope.get("app")
+                limits = getattr(app, "_form_limits", None)
+            ctype = self.headers.get("content-type", "")
+            if limits is None:
+                self._form = await parse_form(ctype, self.stream())
+            else:
+                self._form = await parse_form(ctype, self.stream(), limits)
+        return self._form
+
+    async def close(self) -> None:
+        """Release what the request holds (uploaded files). Trellis calls this for you."""
+        if self._form is not None:
+            await self._form.close()
+
+    async def is_disconnected(self) -> bool:
+        """Whether the client has gone away (only reliable once the body was read)."""
+        import asyncio
+
+        try:
+            message = await asyncio.wait_for(self._receive(), timeout=0.0001)
+        except TimeoutError:
+            return False
+        return bool(message.get("type") == "http.disconnect")
+
+    def __repr__(self) -> str:
+        return f"<Request {self.scope.get('method')} {self.scope.get('path')!r}>"
+
+
+class _Unset:
+    __slots__ = ()
+
+
+_UNSET: Any = _Unset()

@@ -1,0 +1,156 @@
+"""Give every request an id: taken from the client or proxy when sane, generated otherwise."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from contextvars import ContextVar
+from os import urandom
+from typing import TYPE_CHECKING, Any
+
+from trellis.exceptions import ConfigurationError
+from trellis.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from logging import LogRecord
+
+__all__ = ["RequestIDLogFilter", "RequestIDMiddleware", "new_request_id", "request_id_var"]
+
+request_id_var: ContextVar[str | None] = ContextVar("trellis.request_id", default=None)
+"""The id of the request being handled in this context; ``None`` outside a request."""
+
+# Letters, digits and the punctuation of UUIDs, base64 and trace ids. No spaces, quotes, angle
+# brackets or control characters: the id goes into logs, headers and error pages verbatim.
+_VALID_ID = re.compile(rb"[A-Za-z0-9._:+=/@-]{1,128}").fullmatch
+
+# uuid4 layout: version nibble 4, variant bits 10.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_request_id() -> str:
+    """Return a random version-4 UUID as 32 hex digits (what ``uuid.uuid4().hex`` gives).
+
+    PERF: about twice as fast as ``uuid.uuid4().hex``, and spares importing ``uuid``.
+    """
+    return "%032x" % (int.from_bytes(urandom(16)) & _UUID4_CLEAR | _UUID4_SET)
+
+
+class RequestIDMiddleware:
+    """Attach a request id to each HTTP request and websocket, and echo it in the response.
+
+    The id comes from the incoming ``header_name`` header when ``trust_incoming`` is on and the
+    value is 1 to 128 characters of letters, digits and ``. _ : + = / @ -`` (anything else, such
+    as an attempt to inject log lines or markup, is replaced by a fresh id). It is stored in
+    ``scope["state"]["request_id"]`` (``request.state.request_id``), in
+    ``scope["trellis.request_id"]`` and in the context variable ``request_id_var`` for logging,
+    and sent back in the ``header_name`` response header unless the response sets it itself.
+
+    Turn ``trust_incoming`` off unless a proxy you run sets or cleans the header: a client can
+    otherwise pick the id its requests are logged under.
+
+    Args:
+        app: The ASGI application to wrap.
+        header_name: The request and response header carrying the id.
+        trust_incoming: Use a valid incoming id instead of generating one.
+        generator: Returns a new id; by default a random UUID4 as 32 hex digits. Its ids must
+            pass the same check as incoming ones.
+
+    Raises:
+        ConfigurationError: ``header_name`` is not a valid header name, or ``generator`` gives
+            an id that fails the check.
+    """
+
+    __slots__ = ("_generate", "_name", "_trust", "app", "header_name")
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        header_name: str = "X-Request-ID",
+        trust_incoming: bool = True,
+        generator: Callable[[], str] = new_request_id,
+    ) -> None:
+        name = header_name.strip()
+        if not name or not all(c.isascii() and (c.isalnum() or c in "-_") for c in name):
+            raise ConfigurationError(
+                f"RequestIDMiddleware: header_name={header_name!r} is not a header name; use "
+                "letters, digits and '-', e.g. 'X-Request-ID'"
+            )
+        sample = generator()
+        if not isinstance(sample, str) or not _VALID_ID(sample.encode("latin-1", "replace")):
+            raise ConfigurationError(
+                f"RequestIDMiddleware: generator returned {sample!r}; ids must be 1 to 128 "
+                "letters, digits or '._:+=/@-'"
+            )
+        self.app = app
+        self.header_name = name
+        self._name = name.lower().encode("latin-1")
+        self._trust = trust_incoming
+        self._generate = generator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        raw: bytes | None = None
+        if self._trust:
+            name = self._name
+            for key, value in scope["headers"]:
+                if key == name:
+                    if _VALID_ID(value):
+                        raw = value
+                    break
+        if raw is None:
+            request_id = self._generate()
+            raw = request_id.encode("latin-1")
+        else:
+            request_id = raw.decode("latin-1")
+
+        state: Any = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state["request_id"] = request_id
+        scope["trellis.request_id"] = request_id
+        token = request_id_var.set(request_id)
+        try:
+            if kind == "websocket":
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, self._echo(send, raw))
+        finally:
+            request_id_var.reset(token)
+
+    def _echo(self, send: Send, raw: bytes) -> Send:
+        name = self._name
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", ())
+                if not any(key.lower() == name for key, _ in headers):
+                    # A new list: the application may reuse its header list for other responses.
+                    message["headers"] = [*headers, (name, raw)]
+            await send(message)
+
+        return send_with_id
+
+
+class RequestIDLogFilter:
+    """A logging filter that puts the current request id on each record as ``request_id``.
+
+    Use ``%(request_id)s`` in a format string; it is ``"-"`` outside a request::
+
+        handler.addFilter(RequestIDLogFilter())
+        handler.setFormatter(logging.Formatter("%(request_id)s %(levelname)s %(message)s"))
+    """
+
+    # Not a logging.Filter subclass: logging only needs the method, and this module stays
+    # free of the logging import.
+    __slots__ = ()
+
+    def filter(self, record: LogRecord) -> bool:
+        """Set ``record.request_id`` and keep the record."""
+        record.request_id = request_id_var.get() or "-"
+        return True

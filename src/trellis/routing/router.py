@@ -1,0 +1,366 @@
+"""Routes, mounts and routers (blueprints): what an application declares.
+
+A ``Router`` collects routes under a prefix, a name prefix, tags, middleware, dependencies, hooks
+and an optional host pattern; routers include other routers. Nothing here matches requests:
+``App`` flattens every router into the compiled matcher once, at start-up.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from trellis.exceptions import ConfigurationError
+from trellis.types import ASGIApp
+
+__all__ = ["Mount", "Route", "Router"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_UNSET: Any = object()
+
+
+@dataclass(slots=True)
+class Route:
+    """One handler for some methods on one path, as declared (before flattening).
+
+    Attributes:
+        path: The path template, relative to the router's prefix.
+        endpoint: The handler function (or bound method of a view).
+        methods: Upper-case HTTP methods.
+        name: The route name for ``url_for``; defaults to the handler's ``__name__``.
+        options: Everything else given to the decorator (``max_body_size``, ``status_code``,
+            ``summary`` ...), read by later build steps.
+    """
+
+    path: str
+    endpoint: Callable[..., Any]
+    methods: frozenset[str]
+    name: str | None = None
+    middleware: tuple[Any, ...] = ()
+    dependencies: tuple[Any, ...] = ()
+    tags: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        """``module.qualname`` of the handler, for messages."""
+        fn = self.endpoint
+        return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+@dataclass(slots=True)
+class Mount:
+    """Any ASGI application served under a path prefix.
+
+    The mounted app sees ``root_path`` extended by the prefix and the full ``path``.
+    """
+
+    path: str
+    app: ASGIApp
+    name: str | None = None
+
+
+class Router:
+    """A group of routes: a blueprint.
+
+    Args:
+        prefix: Prepended to every path in the router (``"/api"``).
+        name: Prepended with a dot to every route name (``"api"`` gives ``"api.list_users"``).
+        tags: Added to every route (for the API docs).
+        middleware: ASGI middleware applied to these routes only, outermost first.
+        dependencies: Callables run before every handler of the router.
+        host: Serve these routes only for a matching ``Host`` (``"{tenant}.example.com"``);
+            host parameters join the path parameters.
+        templates: A folder of templates for this router, searched after the app's own.
+
+    Example:
+        ```python
+        api = Router("/api", name="api")
+
+        @api.get("/users/{id:int}")
+        async def get_user(id: int) -> dict[str, int]:
+            return {"id": id}
+
+        app.include(api)
+        ```
+    """
+
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        middleware: Sequence[Any] = (),
+        dependencies: Sequence[Any] = (),
+        host: str | None = None,
+        templates: str | None = None,
+    ) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ConfigurationError(
+                f"router prefix {prefix!r} must start with '/' and not end with '/'"
+            )
+        self.prefix = prefix
+        self.name = name
+        self.tags = tuple(tags)
+        self.middleware = tuple(middleware)
+        self.dependencies = tuple(dependencies)
+        self.host = host
+        self.templates = templates
+        self.routes: list[Route] = []
+        self.mounts: list[Mount] = []
+        self.children: list[tuple[Router, str]] = []
+        self.before_request_hooks: list[Callable[..., Any]] = []
+        self.after_request_hooks: list[Callable[..., Any]] = []
+
+    # -- registration -----------------------------------------------------------------------
+
+    def _check_open(self, method: str) -> None:
+        """Hook for ``App`` to refuse changes after start-up."""
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        *,
+        name: str | None = None,
+        middleware: Sequence[Any] = (),
+        dependencies: Sequence[Any] = (),
+        tags: Sequence[str] = (),
+        **options: Any,
+    ) -> None:
+        """Register ``endpoint`` for ``methods`` on ``path`` (see ``route``)."""
+        self._check_open("add_route")
+        if inspect.isclass(endpoint):
+            from trellis.handlers.views import view_routes
+
+            for method, bound in view_routes(endpoint, methods):
+                self.add_route(
+                    path,
+                    bound,
+                    (method,),
+                    name=name or endpoint.__name__,
+                    middleware=middleware,
+                    dependencies=dependencies,
+                    tags=tags,
+                    **options,
+                )
+            return
+        if not callable(endpoint):
+            raise ConfigurationError(f"route {path!r}: the handler {endpoint!r} is not callable")
+        upper = frozenset(m.upper() for m in methods)
+        unknown = upper - HTTP_METHODS
+        if unknown:
+            raise ConfigurationError(
+                f"route {path!r}: unknown HTTP method(s) {', '.join(sorted(unknown))}"
+            )
+        if not upper:
+            raise ConfigurationError(f"route {path!r}: no methods given")
+        self.routes.append(
+            Route(
+                path,
+                endpoint,
+                upper,
+                name,
+                tuple(middleware),
+                tuple(dependencies),
+                tuple(tags),
+                options,
+            )
+        )
+
+    def route(
+        self, path: str, methods: Iterable[str] = ("GET",), **options: Any
+    ) -> Callable[[F], F]:
+        """Decorator: register the function (or view class) for ``methods`` on ``path``.
+
+        Args:
+            path: The path; ``{name}`` or ``{name:converter}`` capture parameters.
+            methods: HTTP methods (``HEAD`` is answered for every ``GET`` automatically).
+            **options: ``name``, ``middleware``, ``dependencies``, ``tags``, ``max_body_size``
+                (bytes, or ``None`` for no limit), and options read by the typed-API layer.
+        """
+
+        def decorator(fn: F) -> F:
+            self.add_route(path, fn, methods, **options)
+            return fn
+
+        return decorator
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: a ``GET`` (and ``HEAD``) route."""
+        return self.route(path, ("GET",), **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: a ``POST`` route."""
+        return self.route(path, ("POST",), **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: a ``PUT`` route."""
+        return self.route(path, ("PUT",), **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: a ``PATCH`` route."""
+        return self.route(path, ("PATCH",), **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: a ``DELETE`` route."""
+        return self.route(path, ("DELETE",), **options)
+
+    def options(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: an explicit ``OPTIONS`` route (otherwise answered automatically)."""
+        return self.route(path, ("OPTIONS",), **options)
+
+    def include(self, router: Router, *, prefix: str = "") -> None:
+        """Include ``router`` (and its own included routers) under this one.
+
+        Args:
+            router: The router to include.
+            prefix: An extra prefix before the router's own.
+        """
+        self._check_open("include")
+        if router is self:
+            raise ConfigurationError("a router cannot include itself")
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ConfigurationError(
+                f"include prefix {prefix!r} must start with '/' and not end with '/'"
+            )
+        self.children.append((router, prefix))
+
+    def mount(self, path: str, app: ASGIApp, *, name: str | None = None) -> None:
+        """Serve any ASGI application under ``path`` (``"/legacy"``).
+
+        ``url_for(name, path="x")`` builds URLs into it when ``name`` is given.
+        """
+        self._check_open("mount")
+        if not path.startswith("/") or (path.endswith("/") and path != "/"):
+            raise ConfigurationError(f"mount path {path!r} must start with '/' and not end with '/'")
+        self.mounts.append(Mount(path.rstrip("/") or "", app, name))
+
+    def before_request(self, fn: F) -> F:
+        """Decorator: run ``fn(request)`` before each handler of this router.
+
+        A hook that returns a value (not ``None``) answers the request with it instead of the
+        handler (use it to refuse, redirect, or serve from a cache).
+        """
+        self._check_open("before_request")
+        self.before_request_hooks.append(fn)
+        return fn
+
+    def after_request(self, fn: F) -> F:
+        """Decorator: run ``fn(request, response)`` after each handler of this router.
+
+        The hook returns the response to send (the same one, changed, or another).
+        """
+        self._check_open("after_request")
+        self.after_request_hooks.append(fn)
+        return fn
+
+
+@dataclass(slots=True)
+class FlatRoute:
+    """A route with everything from its routers folded in, ready to compile."""
+
+    route: Route
+    path: str
+    name: str
+    host: str | None
+    middleware: tuple[Any, ...]
+    dependencies: tuple[Any, ...]
+    tags: tuple[str, ...]
+    before: tuple[Callable[..., Any], ...]
+    after: tuple[Callable[..., Any], ...]
+    templates: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class FlatMount:
+    """A mount with its full path."""
+
+    path: str
+    app: ASGIApp
+    name: str | None
+    host: str | None
+
+
+def flatten(
+    router: Router,
+    prefix: str = "",
+    name_prefix: str = "",
+    host: str | None = None,
+    middleware: tuple[Any, ...] = (),
+    dependencies: tuple[Any, ...] = (),
+    tags: tuple[str, ...] = (),
+    before: tuple[Callable[..., Any], ...] = (),
+    after: tuple[Callable[..., Any], ...] = (),
+    templates: tuple[str, ...] = (),
+    seen: tuple[Router, ...] = (),
+) -> tuple[list[FlatRoute], list[FlatMount]]:
+    """Fold ``router`` and its children into flat routes and mounts, outer settings first."""
+    if router in seen:
+        raise ConfigurationError("routers include each other in a cycle")
+    seen = (*seen, router)
+    prefix = prefix + router.prefix
+    if router.name:
+        name_prefix = f"{name_prefix}{router.name}."
+    if router.host is not None:
+        if host is not None and host != router.host:
+            raise ConfigurationError(
+                f"router with host {router.host!r} is inside a router with host {host!r}"
+            )
+        host = router.host
+    middleware = middleware + router.middleware
+    dependencies = dependencies + router.dependencies
+    tags = tags + tuple(t for t in router.tags if t not in tags)
+    before = before + tuple(router.before_request_hooks)
+    # after-hooks run innermost first, like unwinding middleware
+    after = tuple(router.after_request_hooks) + after
+    if router.templates:
+        templates = (router.templates, *templates)
+    routes: list[FlatRoute] = []
+    mounts: list[FlatMount] = []
+    for r in router.routes:
+        if not r.path.startswith("/"):
+            raise ConfigurationError(f"route path {r.path!r} must start with '/' ({r.where})")
+        # "/" inside a prefixed router is the prefix itself: "/api", not "/api/".
+        full = prefix + r.path if r.path != "/" else (prefix or "/")
+        name = name_prefix + (r.name or getattr(r.endpoint, "__name__", "route"))
+        routes.append(
+            FlatRoute(
+                r,
+                full,
+                name,
+                host,
+                middleware + r.middleware,
+                dependencies + r.dependencies,
+                tags + tuple(t for t in r.tags if t not in tags),
+                before,
+                after,
+                templates,
+            )
+        )
+    for m in router.mounts:
+        mname = f"{name_prefix}{m.name}" if m.name else None
+        mounts.append(FlatMount(prefix + m.path, m.app, mname, host))
+    for child, extra in router.children:
+        r2, m2 = flatten(
+            child,
+            prefix + extra,
+            name_prefix,
+            host,
+            middleware,
+            dependencies,
+            tags,
+            before,
+            after,
+            templates,
+            seen,
+        )
+        routes += r2
+        mounts += m2
+    return routes, mounts

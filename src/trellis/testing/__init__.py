@@ -1,0 +1,188 @@
+"""Testing tools: ``TestClient`` (sync) and ``AsyncTestClient`` call the app in-process.
+
+Both are ``httpx`` clients: every ``httpx`` method and option works. Used as context managers
+they run the app's lifespan (start-up and shut-down hooks). Cookies are kept between requests.
+
+Example:
+    ```python
+    from trellis.testing import TestClient
+
+    def test_index() -> None:
+        with TestClient(app) as client:
+            assert client.get("/").text == "Hello, World!"
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from trellis.testing._transport import AsyncASGITransport, SyncASGITransport
+from trellis.types import ASGIApp, Message
+
+__all__ = ["AsyncTestClient", "LifespanError", "TestClient"]
+
+
+class LifespanError(RuntimeError):
+    """The app reported that its start-up or shut-down failed."""
+
+
+class _Lifespan:
+    """Drive the ASGI lifespan protocol against an app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.state: dict[str, Any] = {}
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
+        try:
+            await self.app(scope, self._to_app.get, self._from_app.put)
+        except BaseException as exc:
+            await self._from_app.put({"type": "_crashed", "message": repr(exc)})
+            raise
+
+    async def startup(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+        await self._to_app.put({"type": "lifespan.startup"})
+        message = await self._from_app.get()
+        if message["type"] != "lifespan.startup.complete":
+            raise LifespanError(message.get("message") or message["type"])
+
+    async def shutdown(self) -> None:
+        await self._to_app.put({"type": "lifespan.shutdown"})
+        message = await self._from_app.get()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        if message["type"] != "lifespan.shutdown.complete":
+            raise LifespanError(message.get("message") or message["type"])
+
+
+class TestClient(httpx.Client):
+    """A synchronous client for an ASGI app; the app runs on a loop in a background thread.
+
+    Args:
+        app: The application.
+        base_url: Scheme and host the requests claim (``https://...`` for HTTPS behaviour).
+        root_path: The ASGI ``root_path`` (as if mounted under a prefix).
+        **kwargs: Passed to ``httpx.Client`` (``headers``, ``cookies``, ``follow_redirects``...).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        base_url: str = "http://testserver",
+        *,
+        root_path: str = "",
+        **kwargs: Any,
+    ) -> None:
+        from anyio.from_thread import start_blocking_portal
+
+        self.app = app
+        self._portal_cm = start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+        self._lifespan: _Lifespan | None = None
+        self._lifespan_state: dict[str, Any] = {}
+        transport = SyncASGITransport(app, self._portal, root_path=root_path, state=self._lifespan_state)
+        kwargs.setdefault("follow_redirects", False)
+        super().__init__(transport=transport, base_url=base_url, **kwargs)
+
+    def __enter__(self) -> TestClient:
+        super().__enter__()
+        lifespan = _Lifespan(self.app)
+        lifespan.state = self._lifespan_state
+        try:
+            self._portal.call(lifespan.startup)
+        except BaseException:
+            self._close_portal()
+            raise
+        self._lifespan = lifespan
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        try:
+            if self._lifespan is not None:
+                self._portal.call(self._lifespan.shutdown)
+                self._lifespan = None
+        finally:
+            super().__exit__(exc_type, exc, tb)
+            self._close_portal()
+
+    def _close_portal(self) -> None:
+        if self._portal_cm is not None:
+            self._portal_cm.__exit__(None, None, None)
+            self._portal_cm = None  # type: ignore[assignment]
+
+    def close(self) -> None:
+        """Close the client and stop its background loop."""
+        super().close()
+        self._close_portal()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close_portal()
+
+
+class AsyncTestClient(httpx.AsyncClient):
+    """An async client for an ASGI app, on the running event loop.
+
+    Args:
+        app: The application.
+        base_url: Scheme and host the requests claim.
+        root_path: The ASGI ``root_path``.
+        **kwargs: Passed to ``httpx.AsyncClient``.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        base_url: str = "http://testserver",
+        *,
+        root_path: str = "",
+        **kwargs: Any,
+    ) -> None:
+        self.app = app
+        self._lifespan: _Lifespan | None = None
+        self._lifespan_state: dict[str, Any] = {}
+        transport = AsyncASGITransport(app, root_path=root_path, state=self._lifespan_state)
+        kwargs.setdefault("follow_redirects", False)
+        super().__init__(transport=transport, base_url=base_url, **kwargs)
+
+    async def __aenter__(self) -> AsyncTestClient:
+        await super().__aenter__()
+        lifespan = _Lifespan(self.app)
+        lifespan.state = self._lifespan_state
+        await lifespan.startup()
+        self._lifespan = lifespan
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        try:
+            if self._lifespan is not None:
+                await self._lifespan.shutdown()
+                self._lifespan = None
+        finally:
+            await super().__aexit__(exc_type, exc, tb)

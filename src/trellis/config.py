@@ -413,6 +413,29 @@ class Settings(BaseSettings):
         """
         return getattr(self, key) if key in type(self).model_fields else default
 
+    def replace(self, **changes: Any) -> Self:
+        """Return a copy with some settings changed, validated like every other value.
+
+        Unlike ``model_copy(update=...)``, values are parsed and checked (``"16MiB"`` becomes
+        ``16777216``, ``-1`` is refused), and no source is read again.
+
+        Args:
+            **changes: New values by setting name.
+
+        Raises:
+            TypeError: A name is not a setting.
+            ConfigurationError: A value is invalid; the message names it and what was expected.
+        """
+        cls = type(self)
+        _refuse_unknown_names(cls, changes, "passed as a keyword argument")
+        values = {name: getattr(self, name) for name in cls.model_fields}
+        try:
+            # model_validate skips BaseSettings.__init__, so the environment and files stay unread.
+            return cls.model_validate({**values, **changes})
+        except ValidationError as exc:
+            message = _describe_validation_error(cls, exc, (), "an argument to replace()")
+            raise ConfigurationError(message) from None
+
     # --- production rules -------------------------------------------------------------------
     @property
     def is_production(self) -> bool:
@@ -633,6 +656,7 @@ def _describe_validation_error(
     settings_cls: type[Settings],
     exc: ValidationError,
     sources: Sequence[PydanticBaseSettingsSource],
+    fallback_origin: str = "the default value",
 ) -> str:
     errors = exc.errors(include_url=False)
     lines = [
@@ -656,7 +680,7 @@ def _describe_validation_error(
                 "trellis.toml"
             )
             continue
-        origin = _origin(settings_cls, key, sources)
+        origin = _origin(settings_cls, key, sources) or fallback_origin
         shown = "'**********'" if field is not None and _is_secret(field) else repr(error["input"])
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"- {path} = {shown} (from {origin}): {message}")
@@ -684,7 +708,7 @@ def _is_secret(field: FieldInfo) -> bool:
 
 def _origin(
     settings_cls: type[Settings], key: str, sources: Sequence[PydanticBaseSettingsSource]
-) -> str:
+) -> str | None:
     """Name the source that supplied ``key``: the first, in priority order, that has it."""
     for source in sources:
         try:
@@ -705,7 +729,7 @@ def _origin(
         if isinstance(source, InitSettingsSource):
             return "a keyword argument"
         return type(source).__name__
-    return "the default value"
+    return None
 
 
 def _files(value: Any) -> str:

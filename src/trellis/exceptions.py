@@ -115,25 +115,40 @@ class HTTPError(Exception):
         return problem
 
 
-class BadRequestError(HTTPError):
+class _FixedStatusError(HTTPError):
+    """An ``HTTPError`` whose status is fixed by its class: ``detail`` comes first."""
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        *,
+        title: str | None = None,
+        type: str | None = None,  # noqa: A002
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(None, detail, headers, title=title, type=type, extra=extra)
+
+
+class BadRequestError(_FixedStatusError):
     """400: the request is malformed (bad encoding, invalid JSON, broken multipart ...)."""
 
     status = 400
 
 
-class UnauthorizedError(HTTPError):
+class UnauthorizedError(_FixedStatusError):
     """401: authentication is required and missing or wrong."""
 
     status = 401
 
 
-class ForbiddenError(HTTPError):
+class ForbiddenError(_FixedStatusError):
     """403: the client is known but not allowed to do this."""
 
     status = 403
 
 
-class NotFoundError(HTTPError):
+class NotFoundError(_FixedStatusError):
     """404: nothing here."""
 
     status = 404
@@ -154,31 +169,31 @@ class MethodNotAllowedError(HTTPError):
         super().__init__(detail=detail, headers=[("allow", ", ".join(self.allowed))])
 
 
-class ConflictError(HTTPError):
+class ConflictError(_FixedStatusError):
     """409: the request conflicts with the current state (a unique value already taken ...)."""
 
     status = 409
 
 
-class PayloadTooLargeError(HTTPError):
+class PayloadTooLargeError(_FixedStatusError):
     """413: the request body, a file or a form part is larger than the configured limit."""
 
     status = 413
 
 
-class UnsupportedMediaTypeError(HTTPError):
+class UnsupportedMediaTypeError(_FixedStatusError):
     """415: the body's content type is not one this endpoint reads."""
 
     status = 415
 
 
-class UnprocessableContentError(HTTPError):
+class UnprocessableContentError(_FixedStatusError):
     """422: the request is well-formed but its values do not validate."""
 
     status = 422
 
 
-class RequestHeaderFieldsTooLargeError(HTTPError):
+class RequestHeaderFieldsTooLargeError(_FixedStatusError):
     """431: too many headers, or a header too large."""
 
     status = 431

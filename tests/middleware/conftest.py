@@ -15,7 +15,9 @@ ClientFactory = Callable[..., httpx.AsyncClient]
 Runner = Callable[..., Any]
 
 
-def _raw(headers: Mapping[str, str] | Sequence[tuple[str, str]] | None) -> list[tuple[bytes, bytes]]:
+def _raw(
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+) -> list[tuple[bytes, bytes]]:
     items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
 

@@ -17,7 +17,9 @@ async def unreachable(scope: Scope, receive: Receive, send: Send) -> None:
     raise AssertionError("a preflight must be answered by the middleware")
 
 
-def preflight(method: str = "PUT", headers: str | None = None, origin: str = SITE) -> dict[str, str]:
+def preflight(
+    method: str = "PUT", headers: str | None = None, origin: str = SITE
+) -> dict[str, str]:
     out = {"origin": origin, "access-control-request-method": method}
     if headers is not None:
         out["access-control-request-headers"] = headers

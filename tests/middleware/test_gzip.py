@@ -166,9 +166,7 @@ async def test_incompressible_body_sent_as_is(asgi_client: Any, make_app: Any) -
     assert raw == noise
 
 
-async def test_streaming_compressed_without_content_length(
-    asgi_client: Any, make_app: Any
-) -> None:
+async def test_streaming_compressed_without_content_length(asgi_client: Any, make_app: Any) -> None:
     chunks = [b"chunk %d " % i * 50 for i in range(10)]
     headers = {**HTML, "content-length": str(sum(map(len, chunks)))}
     app = GZipMiddleware(make_app(200, headers, chunks=chunks))
@@ -179,9 +177,7 @@ async def test_streaming_compressed_without_content_length(
     assert gzip.decompress(raw) == b"".join(chunks)
 
 
-async def test_streaming_flushes_every_chunk(
-    make_app: Any, make_scope: Any, run_asgi: Any
-) -> None:
+async def test_streaming_flushes_every_chunk(make_app: Any, make_scope: Any, run_asgi: Any) -> None:
     chunks = [b"first part of the page ", b"", b"second part " * 3, b"third"]
     app = GZipMiddleware(make_app(200, HTML, chunks=chunks), minimum_size=0)
     messages = await run_asgi(app, make_scope(headers={"accept-encoding": "gzip"}))
@@ -210,7 +206,9 @@ async def test_other_message_after_start_releases_it(make_scope: Any, run_asgi: 
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.pathsend", "path": "/tmp/file"})
 
-    messages = await run_asgi(GZipMiddleware(inner), make_scope(headers={"accept-encoding": "gzip"}))
+    messages = await run_asgi(
+        GZipMiddleware(inner), make_scope(headers={"accept-encoding": "gzip"})
+    )
     assert [m["type"] for m in messages] == ["http.response.start", "http.response.pathsend"]
 
 
@@ -218,7 +216,9 @@ async def test_start_without_body_is_not_swallowed(make_scope: Any, run_asgi: An
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
 
-    messages = await run_asgi(GZipMiddleware(inner), make_scope(headers={"accept-encoding": "gzip"}))
+    messages = await run_asgi(
+        GZipMiddleware(inner), make_scope(headers={"accept-encoding": "gzip"})
+    )
     assert [m["type"] for m in messages] == ["http.response.start"]
 
 
@@ -229,7 +229,9 @@ async def test_trailers_pass_through_while_streaming(make_scope: Any, run_asgi: 
         await send({"type": "http.response.trailers", "headers": [], "more_trailers": False})
         await send({"type": "http.response.body", "body": b""})
 
-    messages = await run_asgi(GZipMiddleware(inner), make_scope(headers={"accept-encoding": "gzip"}))
+    messages = await run_asgi(
+        GZipMiddleware(inner), make_scope(headers={"accept-encoding": "gzip"})
+    )
     assert [m["type"] for m in messages][2] == "http.response.trailers"
 
 
@@ -243,7 +245,10 @@ async def test_header_list_of_app_not_mutated(asgi_client: Any) -> None:
     async with asgi_client(GZipMiddleware(inner)) as c:
         r = await c.get("/")
     assert r.content == TEXT
-    assert shared == [(b"content-type", b"text/plain"), (b"content-length", str(len(TEXT)).encode())]
+    assert shared == [
+        (b"content-type", b"text/plain"),
+        (b"content-length", str(len(TEXT)).encode()),
+    ]
 
 
 async def test_non_http_scopes_pass_through(make_app: Any, make_scope: Any, run_asgi: Any) -> None:
@@ -251,7 +256,9 @@ async def test_non_http_scopes_pass_through(make_app: Any, make_scope: Any, run_
     assert [m["type"] for m in messages] == ["websocket.accept", "websocket.close"]
 
 
-@pytest.mark.parametrize("options", [{"minimum_size": -1}, {"compresslevel": 0}, {"compresslevel": 10}])
+@pytest.mark.parametrize(
+    "options", [{"minimum_size": -1}, {"compresslevel": 0}, {"compresslevel": 10}]
+)
 def test_configuration_errors(make_app: Any, options: dict[str, int]) -> None:
     with pytest.raises(ConfigurationError, match="GZipMiddleware"):
         GZipMiddleware(make_app(), **options)

@@ -71,7 +71,7 @@ class RequestIDMiddleware:
         trust_incoming: bool = True,
         generator: Callable[[], str] = new_request_id,
     ) -> None:
-        name = header_name.strip()
+        name = header_name
         if not name or not all(c.isascii() and (c.isalnum() or c in "-_") for c in name):
             raise ConfigurationError(
                 f"RequestIDMiddleware: header_name={header_name!r} is not a header name; use "

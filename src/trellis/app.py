@@ -132,6 +132,7 @@ class App(Router):
         self._exit_stack: contextlib.AsyncExitStack | None = None
         # Filled by build():
         self._matcher = Matcher()
+        self._static = self._matcher.static
         self._hosts: list[_HostGroup] = []
         self._mounts: list[FlatMount] = []
         self._names: dict[str, list[tuple[PathTemplate, FlatRoute]]] = {}
@@ -361,23 +362,21 @@ class App(Router):
         """The ASGI 3 entry point."""
         scope["app"] = self
         stack = self._stack
-        if stack is None:
+        if stack is None or scope["type"] == "lifespan":
             if scope["type"] == "lifespan":
                 await self._lifespan(scope, receive, send)
                 return
             self.build()
             stack = self._stack
             assert stack is not None
-        elif scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
-            return
         await stack(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        root = scope.get("root_path")
-        if root and path.startswith(root):
-            path = path[len(root) :] or "/"
+        if scope.get("root_path"):
+            root = scope["root_path"]
+            if path.startswith(root):
+                path = path[len(root) :] or "/"
         if self._hosts:
             host = _host_of(scope)
             for group in self._hosts:
@@ -387,6 +386,14 @@ class App(Router):
                         scope, receive, send, path, group.matcher, group.mounts, host_params
                     ):
                         return
+        else:
+            # PERF: a static path is one dict lookup; no match() call, no tuple, no params.
+            leaf = self._static.get(path)
+            if leaf is not None and scope["type"] == "http":
+                target = leaf.targets.get(scope["method"])
+                if target is not None:
+                    await target.asgi(scope, receive, send)
+                    return
         await self._route(scope, receive, send, path, self._matcher, self._mounts, None, True)
 
     async def _route(
@@ -641,13 +648,24 @@ class App(Router):
     def run(self, host: str | None = None, port: int | None = None, **options: Any) -> None:
         """Serve the app with the built-in server (uvicorn) until interrupted.
 
+        ``app.run()`` is the development server of a single-file app: unless ``debug`` was set
+        explicitly (``App(debug=...)`` or ``TRELLIS_DEBUG``), it turns debug mode on, so a
+        five-line app runs without a secret key. Deploy with ``trellis run module:app`` (or
+        any ASGI server), which keeps production defaults.
+
         Args:
             host: Address to bind (default: the ``server_host`` setting, 127.0.0.1).
             port: Port (default: the ``server_port`` setting, 8000).
-            **options: Passed to the server (``log_level``, ``workers`` ...).
+            **options: Passed to ``trellis.server.serve`` (``log_level``, ``access_log`` ...).
         """
         from trellis.server import serve
 
+        if "debug" not in self.settings.model_fields_set and not self._built:
+            self.settings = self.settings.model_copy(update={"debug": True})
+            logging.getLogger("trellis").warning(
+                "app.run() starts the development server with debug on; set TRELLIS_DEBUG=0"
+                " and TRELLIS_SECRET_KEY, or use `trellis run module:app`, in production"
+            )
         serve(
             self,
             host=host or self.settings.server_host,

@@ -94,6 +94,20 @@ async def test_accept_encoding(
     assert (raw == TEXT) is not compressed
 
 
+async def test_no_accept_encoding_untouched(make_app: Any, make_scope: Any, run_asgi: Any) -> None:
+    messages = await run_asgi(GZipMiddleware(make_app(200, HTML, TEXT)), make_scope())
+    assert messages[1]["body"] == TEXT
+
+
+async def test_malformed_content_length_still_compressed(
+    make_app: Any, make_scope: Any, run_asgi: Any
+) -> None:
+    app = GZipMiddleware(make_app(200, {"content-length": "many"}, TEXT))
+    messages = await run_asgi(app, make_scope(headers={"accept-encoding": "gzip"}))
+    assert gzip.decompress(messages[1]["body"]) == TEXT
+    assert (b"content-length", str(len(messages[1]["body"])).encode()) in messages[0]["headers"]
+
+
 def test_accepts_gzip_parsing() -> None:
     assert accepts_gzip(b"GZIP ; Q=0.3")
     assert accepts_gzip(b"x-gzip")

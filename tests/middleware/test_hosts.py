@@ -45,6 +45,7 @@ async def test_allowed_hosts(asgi_client: Any, make_app: Any, host: str) -> None
         "evil.com/x.example.org",
         "user@api.example.org",
         "example.com:80:80",
+        ".",
         "",
     ],
 )

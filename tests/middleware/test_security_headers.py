@@ -86,6 +86,18 @@ async def test_policies_from_mappings(asgi_client: Any, make_app: Any) -> None:
     assert r.headers["referrer-policy"] == "no-referrer, strict-origin-when-cross-origin"
 
 
+async def test_policies_as_text(asgi_client: Any, make_app: Any) -> None:
+    app = SecurityHeadersMiddleware(
+        make_app(),
+        content_security_policy=" default-src 'none' ",
+        permissions_policy="camera=(), microphone=()",
+    )
+    async with asgi_client(app) as c:
+        r = await c.get("/")
+    assert r.headers["content-security-policy"] == "default-src 'none'"
+    assert r.headers["permissions-policy"] == "camera=(), microphone=()"
+
+
 async def test_everything_off_leaves_responses_alone(asgi_client: Any, make_app: Any) -> None:
     app = SecurityHeadersMiddleware(
         make_app(200, {"x-app": "1"}),

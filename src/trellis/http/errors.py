@@ -24,15 +24,48 @@ font-size:13px}}code{{background:#f6f6f6;padding:0 .2rem}}</style></head>
 <body><h1>{status} {title}</h1>{body}</body></html>"""
 
 
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
 def wants_html(accept: str | None) -> bool:
-    """Whether the client prefers an HTML page to JSON (a browser navigating)."""
-    if not accept:
+    """Whether the client prefers an HTML page to JSON (a browser navigating).
+
+    HTML wins when ``text/html`` (or XHTML) has a higher quality than any JSON type
+    (``application/json``, ``*/*+json``), or the same quality and comes first. ``*/*`` alone
+    gets JSON.
+    """
+    if not accept or "html" not in accept:
         return False
-    html_at = accept.find("text/html")
-    if html_at < 0:
+    html_q = json_q = 0.0
+    html_at = json_at = -1
+    for index, item in enumerate(accept.split(",")):
+        media, _, params = item.partition(";")
+        media = media.strip().lower()
+        is_html = media in _HTML_TYPES
+        is_json = media.endswith("/json") or media.endswith("+json")
+        if not (is_html or is_json):
+            continue
+        q = _quality(params)
+        if is_html and q > html_q:
+            html_q, html_at = q, index
+        elif is_json and q > json_q:
+            json_q, json_at = q, index
+    if html_q <= 0.0:
         return False
-    json_at = accept.find("json")
-    return json_at < 0 or html_at < json_at
+    return html_q > json_q or (html_q == json_q and html_at < json_at)
+
+
+def _quality(params: str) -> float:
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+        # other parameters (charset, version ...) do not change the preference
+    return 1.0
 
 
 def _problem(status: int, problem: dict[str, Any], headers: list[tuple[str, str]]) -> Response:

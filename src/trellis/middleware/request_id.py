@@ -129,7 +129,10 @@ class RequestIDMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", ())
-                if not any(key.lower() == name for key, _ in headers):
+                for key, _ in headers:
+                    if key.lower() == name:
+                        break  # the application set its own
+                else:
                     # A new list: the application may reuse its header list for other responses.
                     message["headers"] = [*headers, (name, raw)]
             await send(message)

@@ -105,33 +105,65 @@ class Matcher:
             stack.extend(child for _, child in node.params)
         return out
 
-    def match(self, path: str) -> tuple[Leaf, list[Any]] | None:
-        """Return the leaf for ``path`` and the converted values in template order."""
+    def match(self, path: str, method: str | None = None) -> tuple[Leaf, list[Any]] | None:
+        """Return the leaf for ``path`` and the converted values in template order.
+
+        With ``method``, a leaf that answers that method is preferred: ``DELETE /users/me``
+        reaches ``/users/{id}`` even though the static ``/users/me`` only has ``GET``. When no
+        leaf answers the method, the first leaf that matches the path is returned (for a 405
+        with its ``Allow``).
+        """
         leaf = self.static.get(path)
-        if leaf is not None:
+        if leaf is not None and (method is None or method in leaf.targets):
             return leaf, []
         if not path.startswith("/"):
             return None
         values: list[Any] = []
-        found = _walk(self._root, path[1:].split("/"), 0, values)
-        if found is None:
-            return None
-        return found, values
+        misses: list[tuple[Leaf, list[Any]]] = []
+        found = _walk(self._root, path[1:].split("/"), 0, values, method, misses)
+        if found is not None:
+            return found, values
+        if leaf is not None:
+            return leaf, []
+        return misses[0] if misses else None
 
 
-def _priority(pair: tuple[Segment, _Node]) -> tuple[int, int]:
+def _priority(pair: tuple[Segment, _Node]) -> tuple[int, int, int]:
     seg = pair[0]
-    # Composite segments (text around parameters) are more specific than a lone parameter.
-    return (0 if seg.kind == COMPOSITE else 1, -max(c.priority for c in seg.converters))
+    # Composite segments (text around parameters) are more specific than a lone parameter, and
+    # more literal text is more specific still ("{name}.tar.gz" before "{name}.{ext}").
+    if seg.kind == COMPOSITE:
+        return (0, -seg.literal, -max(c.priority for c in seg.converters))
+    return (1, 0, -seg.converters[0].priority)
 
 
-def _walk(node: _Node, parts: list[str], i: int, values: list[Any]) -> Leaf | None:
+def _accepts(
+    leaf: Leaf, method: str | None, values: list[Any], misses: list[tuple[Leaf, list[Any]]]
+) -> bool:
+    if method is None or method in leaf.targets:
+        return True
+    if not misses:
+        misses.append((leaf, list(values)))
+    return False
+
+
+def _walk(
+    node: _Node,
+    parts: list[str],
+    i: int,
+    values: list[Any],
+    method: str | None,
+    misses: list[tuple[Leaf, list[Any]]],
+) -> Leaf | None:
     if i == len(parts):
-        return node.leaf
+        leaf = node.leaf
+        if leaf is not None and _accepts(leaf, method, values, misses):
+            return leaf
+        return None
     part = parts[i]
     child = node.static.get(part)
     if child is not None:
-        found = _walk(child, parts, i + 1, values)
+        found = _walk(child, parts, i + 1, values, method, misses)
         if found is not None:
             return found
     for seg, child in node.params:
@@ -144,7 +176,7 @@ def _walk(node: _Node, parts: list[str], i: int, values: list[Any]) -> Leaf | No
             except ValueError:
                 continue
             values.append(value)
-            found = _walk(child, parts, i + 1, values)
+            found = _walk(child, parts, i + 1, values, method, misses)
             if found is not None:
                 return found
             values.pop()
@@ -155,12 +187,12 @@ def _walk(node: _Node, parts: list[str], i: int, values: list[Any]) -> Leaf | No
                 continue
             try:
                 converted = [
-                    c.to_python(v) for c, v in zip(seg.converters, m.groups(), strict=True)
+                    c.to_python(m.group(g)) for c, g in zip(seg.converters, seg.groups, strict=True)
                 ]
             except ValueError:
                 continue
             values.extend(converted)
-            found = _walk(child, parts, i + 1, values)
+            found = _walk(child, parts, i + 1, values, method, misses)
             if found is not None:
                 return found
             del values[len(values) - len(converted) :]
@@ -173,5 +205,7 @@ def _walk(node: _Node, parts: list[str], i: int, values: list[Any]) -> Leaf | No
                     values.append(conv.to_python(remainder))
                 except ValueError:
                     continue
-                return leaf
+                if _accepts(leaf, method, values, misses):
+                    return leaf
+                values.pop()
     return None

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from trellis.exceptions import ConfigurationError, URLBuildError
-from trellis.routing.converters import Converter, get_converter
+from trellis.routing.converters import Converter, StringConverter, get_converter
 
 _PARAM_RE = re.compile(r"{([^{}:]*)(?::([^{}]*))?}")
 
@@ -20,7 +20,7 @@ REST = 3  # a converter that takes the rest of the path (``path``)
 
 
 class Segment:
-    __slots__ = ("converters", "key", "kind", "names", "pattern", "text")
+    __slots__ = ("converters", "groups", "key", "kind", "literal", "names", "pattern", "text")
 
     def __init__(
         self,
@@ -30,6 +30,8 @@ class Segment:
         converters: tuple[Converter, ...] = (),
         pattern: re.Pattern[str] | None = None,
         key: str = "",
+        groups: tuple[int, ...] = (),
+        literal: int = 0,
     ) -> None:
         self.kind = kind
         self.text = text
@@ -38,6 +40,11 @@ class Segment:
         self.pattern = pattern
         # Two segments with the same key match the same strings (names do not matter).
         self.key = key
+        # COMPOSITE: the regex group holding each parameter (a converter's regex may have
+        # groups of its own, so they are not simply 1, 2, 3 ...).
+        self.groups = groups
+        # COMPOSITE: how many literal characters surround the parameters (more is more specific).
+        self.literal = literal
 
 
 class PathTemplate:
@@ -85,9 +92,7 @@ class PathTemplate:
             return self.path
         missing = [n for n in self.param_names if n not in params]
         if missing:
-            raise URLBuildError(
-                f"route {self.path!r} needs the parameter(s) {', '.join(missing)}"
-            )
+            raise URLBuildError(f"route {self.path!r} needs the parameter(s) {', '.join(missing)}")
         out: list[str] = []
         for seg in self.segments:
             if seg.kind == STATIC:
@@ -99,7 +104,7 @@ class PathTemplate:
                 conv = self.converters[name]
                 try:
                     text = conv.to_url(params[name])
-                except (ValueError, TypeError) as exc:
+                except Exception as exc:  # a converter's to_url may fail in any way
                     raise URLBuildError(
                         f"route {self.path!r}: bad value for {name!r}: {exc}"
                     ) from None
@@ -140,48 +145,102 @@ def _parse_segment(raw: str, path: str, where: str) -> Segment:
     if whole:
         conv = convs[0]
         kind = REST if conv.matches_slash else PARAM
-        return Segment(kind, raw, (names[0],), (conv,), conv.pattern, key=f"{{{type(conv).__name__}}}")
+        return Segment(
+            kind, raw, (names[0],), (conv,), conv.pattern, key=f"{{{type(conv).__name__}}}"
+        )
     if any(c.matches_slash for c in convs):
         raise ConfigurationError(
             f"route path {path!r}: a path parameter must fill its whole segment ({where})"
         )
     regex, key, pos = "", "", 0
+    groups: list[int] = []
+    group = 1
     for m, conv in zip(matches, convs, strict=True):
         literal = raw[pos : m.start()]
         if "{" in literal or "}" in literal:
             raise ConfigurationError(f"route path {path!r} has an unbalanced brace ({where})")
         regex += re.escape(literal) + f"({conv.regex})"
         key += literal + f"{{{type(conv).__name__}}}"
+        groups.append(group)
+        group += 1 + conv.pattern.groups
         pos = m.end()
+    if "{" in raw[pos:] or "}" in raw[pos:]:
+        raise ConfigurationError(f"route path {path!r} has an unbalanced brace ({where})")
     regex += re.escape(raw[pos:])
     key += raw[pos:]
-    return Segment(COMPOSITE, raw, tuple(names), tuple(convs), re.compile(regex), key=key)
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        raise ConfigurationError(
+            f"route path {path!r}: the segment {raw!r} does not make a valid regex ({exc});"
+            f" a converter used twice in one segment cannot have named groups ({where})"
+        ) from None
+    literal_chars = len(raw) - sum(len(m.group(0)) for m in matches)
+    return Segment(
+        COMPOSITE,
+        raw,
+        tuple(names),
+        tuple(convs),
+        pattern,
+        key=key,
+        groups=tuple(groups),
+        literal=literal_chars,
+    )
 
 
 class HostTemplate:
-    """A host pattern such as ``{tenant}.example.com`` (a ``str`` part stops at dots)."""
+    """A host pattern such as ``{tenant}.example.com`` (a ``str`` part stops at dots).
 
-    __slots__ = ("names", "pattern", "template")
+    Host names are matched case-insensitively and the port is ignored. A converter other than
+    ``str`` (``{id:int}.example.com``) gives converted values, like path parameters.
+    """
+
+    __slots__ = ("converters", "names", "pattern", "template")
 
     def __init__(self, template: str) -> None:
-        self.template = template.lower()
+        self.template = template
         names: list[str] = []
+        converters: dict[str, Converter] = {}
         regex, pos = "", 0
-        for m in _PARAM_RE.finditer(self.template):
+        for m in _PARAM_RE.finditer(template):
             name = m.group(1).strip()
-            conv_name = (m.group(2) or "").strip()
+            conv_name = (m.group(2) or "str").strip()
             if not name.isidentifier():
                 raise ConfigurationError(f"host pattern {template!r}: bad name {name!r}")
-            part = "[^.:]+" if conv_name in ("", "str") else get_converter(conv_name).regex
-            regex += re.escape(self.template[pos : m.start()]) + f"(?P<{name}>{part})"
+            if name in converters:
+                raise ConfigurationError(
+                    f"host pattern {template!r} uses the parameter {name!r} twice"
+                )
+            try:
+                conv = get_converter(conv_name)
+            except KeyError as exc:
+                raise ConfigurationError(f"host pattern {template!r}: {exc.args[0]}") from None
+            part = "[^.:]+" if isinstance(conv, StringConverter) else conv.regex
+            regex += re.escape(template[pos : m.start()].lower()) + f"(?P<{name}>{part})"
             names.append(name)
+            converters[name] = conv
             pos = m.end()
-        regex += re.escape(self.template[pos:])
+        regex += re.escape(template[pos:].lower())
+        outside = _PARAM_RE.sub("", template)
+        if "{" in outside or "}" in outside:
+            raise ConfigurationError(f"host pattern {template!r} has an unbalanced brace")
         self.names = tuple(names)
+        self.converters = converters
         # The port is ignored: routes are chosen by host name.
-        self.pattern = re.compile(regex + r"(?::[0-9]+)?")
+        try:
+            self.pattern = re.compile(regex + r"(?::[0-9]+)?")
+        except re.error as exc:
+            raise ConfigurationError(f"host pattern {template!r} is not valid: {exc}") from None
 
-    def match(self, host: str) -> dict[str, str] | None:
-        """Return the host parameters when ``host`` matches, else ``None``."""
+    def match(self, host: str) -> dict[str, Any] | None:
+        """Return the (converted) host parameters when ``host`` matches, else ``None``."""
         m = self.pattern.fullmatch(host.lower())
-        return m.groupdict() if m else None
+        if m is None:
+            return None
+        values: dict[str, Any] = {}
+        for name, conv in self.converters.items():
+            try:
+                values[name] = conv.to_python(m.group(name))
+            except ValueError:
+                return None
+        return values

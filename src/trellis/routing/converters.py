@@ -24,7 +24,7 @@ __all__ = [
 
 
 class Converter:
-    """Base class of path converters.
+    r"""Base class of path converters.
 
     Subclasses set ``regex`` (matched against one path segment, or against the rest of the
     path when ``matches_slash`` is true) and may override ``to_python`` and ``to_url``.
@@ -35,7 +35,7 @@ class Converter:
     Example:
         ```python
         class DateConverter(Converter):
-            regex = r"\\d{4}-\\d{2}-\\d{2}"
+            regex = r"\d{4}-\d{2}-\d{2}"
             def to_python(self, value: str) -> date:
                 return date.fromisoformat(value)
             def to_url(self, value: date) -> str:

@@ -7,7 +7,9 @@ and an optional host pattern; routers include other routers. Nothing here matche
 
 from __future__ import annotations
 
+import functools
 import inspect
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -48,8 +50,31 @@ class Route:
     @property
     def where(self) -> str:
         """``module.qualname`` of the handler, for messages."""
-        fn = self.endpoint
-        return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+        return describe_handler(self.endpoint)
+
+
+def describe_handler(fn: Any) -> str:
+    """``module.qualname`` of a handler (a function, method, partial or callable object)."""
+    suffix = ""
+    while isinstance(fn, functools.partial):
+        fn, suffix = fn.func, " (partial)"
+    if not hasattr(fn, "__qualname__") and callable(fn):
+        fn = type(fn)
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}{suffix}"
+
+
+def default_name(fn: Any) -> str:
+    """The route name a handler gets when none is given: its ``__name__``.
+
+    A ``functools.partial`` is named after the function it wraps, a callable object after its
+    class.
+    """
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    name = getattr(fn, "__name__", None)
+    if name is None:
+        name = type(fn).__name__
+    return str(name)
 
 
 @dataclass(slots=True)
@@ -116,17 +141,32 @@ class Router:
         self.children: list[tuple[Router, str]] = []
         self.before_request_hooks: list[Callable[..., Any]] = []
         self.after_request_hooks: list[Callable[..., Any]] = []
+        # The applications that folded this router in (see ``flatten``): once one of them is
+        # built, a change here would be silently ignored, so it is refused instead.
+        self._owners: weakref.WeakSet[Any] = weakref.WeakSet()
 
     # -- registration -----------------------------------------------------------------------
 
     def _check_open(self, method: str) -> None:
-        """Hook for ``App`` to refuse changes after start-up."""
+        """Refuse changes once an application that includes this router has been built.
+
+        ``App`` overrides this for its own registrations.
+        """
+        for owner in self._owners:
+            if getattr(owner, "_built", False):
+                from trellis.exceptions import AppFrozenError
+
+                raise AppFrozenError(
+                    f"Router.{method}() was called on a router that an application already"
+                    " serves (it was built on start-up or by the first request); register"
+                    " routes, hooks and included routers before then"
+                )
 
     def add_route(
         self,
         path: str,
         endpoint: Callable[..., Any],
-        methods: Iterable[str] = ("GET",),
+        methods: Iterable[str] | None = None,
         *,
         name: str | None = None,
         middleware: Sequence[Any] = (),
@@ -134,7 +174,11 @@ class Router:
         tags: Sequence[str] = (),
         **options: Any,
     ) -> None:
-        """Register ``endpoint`` for ``methods`` on ``path`` (see ``route``)."""
+        """Register ``endpoint`` for ``methods`` on ``path`` (see ``route``).
+
+        ``methods`` defaults to ``GET`` for a function, and to every verb it defines for a
+        view class.
+        """
         self._check_open("add_route")
         if inspect.isclass(endpoint):
             from trellis.handlers.views import view_routes
@@ -153,6 +197,10 @@ class Router:
             return
         if not callable(endpoint):
             raise ConfigurationError(f"route {path!r}: the handler {endpoint!r} is not callable")
+        if methods is None:
+            methods = ("GET",)
+        elif isinstance(methods, str):
+            methods = (methods,)
         upper = frozenset(m.upper() for m in methods)
         unknown = upper - HTTP_METHODS
         if unknown:
@@ -175,17 +223,24 @@ class Router:
         )
 
     def route(
-        self, path: str, methods: Iterable[str] = ("GET",), **options: Any
+        self, path: str, methods: Iterable[str] | None = None, **options: Any
     ) -> Callable[[F], F]:
         """Decorator: register the function (or view class) for ``methods`` on ``path``.
 
         Args:
             path: The path; ``{name}`` or ``{name:converter}`` capture parameters.
-            methods: HTTP methods (``HEAD`` is answered for every ``GET`` automatically).
+            methods: HTTP methods; ``GET`` for a function and every verb a view class defines
+                when not given (``HEAD`` is answered for every ``GET`` automatically).
             **options: ``name``, ``middleware``, ``dependencies``, ``tags``, ``max_body_size``
-                (bytes, or ``None`` for no limit), and options read by the typed-API layer.
+                (bytes, or ``None`` for no limit), ``status_code``, and options read by the
+                typed-API layer.
         """
+        self._check_open("route")
+        return self._decorator(path, methods, options)
 
+    def _decorator(
+        self, path: str, methods: Iterable[str] | None, options: dict[str, Any]
+    ) -> Callable[[F], F]:
         def decorator(fn: F) -> F:
             self.add_route(path, fn, methods, **options)
             return fn
@@ -194,27 +249,33 @@ class Router:
 
     def get(self, path: str, **options: Any) -> Callable[[F], F]:
         """Decorator: a ``GET`` (and ``HEAD``) route."""
-        return self.route(path, ("GET",), **options)
+        self._check_open("get")
+        return self._decorator(path, ("GET",), options)
 
     def post(self, path: str, **options: Any) -> Callable[[F], F]:
         """Decorator: a ``POST`` route."""
-        return self.route(path, ("POST",), **options)
+        self._check_open("post")
+        return self._decorator(path, ("POST",), options)
 
     def put(self, path: str, **options: Any) -> Callable[[F], F]:
         """Decorator: a ``PUT`` route."""
-        return self.route(path, ("PUT",), **options)
+        self._check_open("put")
+        return self._decorator(path, ("PUT",), options)
 
     def patch(self, path: str, **options: Any) -> Callable[[F], F]:
         """Decorator: a ``PATCH`` route."""
-        return self.route(path, ("PATCH",), **options)
+        self._check_open("patch")
+        return self._decorator(path, ("PATCH",), options)
 
     def delete(self, path: str, **options: Any) -> Callable[[F], F]:
         """Decorator: a ``DELETE`` route."""
-        return self.route(path, ("DELETE",), **options)
+        self._check_open("delete")
+        return self._decorator(path, ("DELETE",), options)
 
     def options(self, path: str, **options: Any) -> Callable[[F], F]:
         """Decorator: an explicit ``OPTIONS`` route (otherwise answered automatically)."""
-        return self.route(path, ("OPTIONS",), **options)
+        self._check_open("options")
+        return self._decorator(path, ("OPTIONS",), options)
 
     def include(self, router: Router, *, prefix: str = "") -> None:
         """Include ``router`` (and its own included routers) under this one.
@@ -226,6 +287,11 @@ class Router:
         self._check_open("include")
         if router is self:
             raise ConfigurationError("a router cannot include itself")
+        if not isinstance(router, Router) or callable(router):
+            raise ConfigurationError(
+                f"include() takes a Router, got {router!r}; serve an application (an ASGI"
+                " callable) under a path with mount(path, app)"
+            )
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ConfigurationError(
                 f"include prefix {prefix!r} must start with '/' and not end with '/'"
@@ -239,7 +305,11 @@ class Router:
         """
         self._check_open("mount")
         if not path.startswith("/") or (path.endswith("/") and path != "/"):
-            raise ConfigurationError(f"mount path {path!r} must start with '/' and not end with '/'")
+            raise ConfigurationError(
+                f"mount path {path!r} must start with '/' and not end with '/'"
+            )
+        if not callable(app):
+            raise ConfigurationError(f"mount {path!r}: {app!r} is not an ASGI application")
         self.mounts.append(Mount(path.rstrip("/") or "", app, name))
 
     def before_request(self, fn: F) -> F:
@@ -305,6 +375,8 @@ def flatten(
     if router in seen:
         raise ConfigurationError("routers include each other in a cycle")
     seen = (*seen, router)
+    if len(seen) > 1:
+        router._owners.add(seen[0])
     prefix = prefix + router.prefix
     if router.name:
         name_prefix = f"{name_prefix}{router.name}."
@@ -329,7 +401,7 @@ def flatten(
             raise ConfigurationError(f"route path {r.path!r} must start with '/' ({r.where})")
         # "/" inside a prefixed router is the prefix itself: "/api", not "/api/".
         full = prefix + r.path if r.path != "/" else (prefix or "/")
-        name = name_prefix + (r.name or getattr(r.endpoint, "__name__", "route"))
+        name = name_prefix + (r.name or default_name(r.endpoint))
         routes.append(
             FlatRoute(
                 r,

@@ -50,7 +50,8 @@ async def items(request: Request) -> dict[str, object]:
         raise HTTPError(
             422,
             "invalid item",
-            extra={"errors": exc.errors(include_url=False, include_context=False,
-                                        include_input=False)},
+            extra={
+                "errors": exc.errors(include_url=False, include_context=False, include_input=False)
+            },
         ) from None
     return item.model_dump()

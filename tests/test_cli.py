@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -255,7 +256,11 @@ FACTORY = """
 
 @pytest.mark.parametrize(
     ("target", "options"),
-    [("factory_mod", ()), ("factory_mod:create_app()", ()), ("factory_mod:create_app", ("--factory",))],
+    [
+        ("factory_mod", ()),
+        ("factory_mod:create_app()", ()),
+        ("factory_mod:create_app", ("--factory",)),
+    ],
 )
 def test_factories(tmp_path: Path, target: str, options: tuple[str, ...]) -> None:
     write(tmp_path / "factory_mod.py", FACTORY)
@@ -580,3 +585,15 @@ def test_version() -> None:
 def test_unknown_options_are_usage_errors() -> None:
     assert isinstance(click.UsageError("x"), click.ClickException)
     assert invoke("run", "--nope").exit_code == 2
+
+
+def test_docs_examples_run() -> None:
+    page = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert blocks
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec", dont_inherit=True), namespace)
+    [command] = namespace["app"].commands
+    result = CliRunner().invoke(command, ["100"])
+    assert result.output == "created 100 users\n"

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -236,3 +238,14 @@ def test_applied_config_access_lines_go_to_stdout(capsys: pytest.CaptureFixture[
     captured = capsys.readouterr()
     assert captured.err == ""
     assert captured.out.rstrip().endswith('uvicorn.access: 127.0.0.1:1 - "GET / HTTP/1.1" 200')
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_docs_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    page = Path(__file__).resolve().parents[1] / "docs" / "logging.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        exec(compile(block, str(page), "exec", dont_inherit=True), {"__name__": "docs_example"})
+    logging.getLogger("docs").warning("configured by the last example")
+    assert json.loads(capsys.readouterr().out)["logger"] == "docs"

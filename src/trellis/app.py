@@ -114,8 +114,8 @@ class App(Router):
                 settings_overrides["debug"] = debug
             settings = load_settings(**settings_overrides)
         elif debug is not None or settings_overrides:
-            settings = settings.model_copy(
-                update={**settings_overrides, **({} if debug is None else {"debug": debug})}
+            settings = settings.replace(
+                **settings_overrides, **({} if debug is None else {"debug": debug})
             )
         self.settings: Settings = settings
         self.state = State()
@@ -142,6 +142,7 @@ class App(Router):
         self._proxies: TrustedProxies | None = None
         self._form_limits: FormLimits | None = None
         self._max_body_size: int | None = settings.max_body_size
+        self._max_upload_size: int | None = settings.max_upload_size
         self.templates: Any = None
 
     # -- settings shortcuts -----------------------------------------------------------------
@@ -266,8 +267,11 @@ class App(Router):
             max_fields=settings.max_form_fields,
             max_parts=settings.max_form_parts,
             max_file_size=settings.max_file_size,
+            max_field_size=settings.max_form_field_size,
+            max_form_memory=settings.max_form_memory,
             spool_threshold=settings.form_spool_threshold,
         )
+        self._max_upload_size = settings.max_upload_size
         if settings.trusted_proxies:
             from trellis.http.proxy import TrustedProxies
 
@@ -277,6 +281,7 @@ class App(Router):
         )
         routes, mounts = flatten(self)
         self._routes = routes
+        self._bind_templates()
         hosts: dict[str, _HostGroup] = {}
         names: dict[str, list[tuple[PathTemplate, FlatRoute]]] = {}
         for flat in routes:
@@ -343,7 +348,6 @@ class App(Router):
                 stack = _build_middleware(mw, stack)
             stack = _ErrorGuard(stack, self)
         self._stack = stack
-        self._bind_templates()
 
     def _bind_templates(self) -> None:
         dirs: list[str] = []
@@ -661,7 +665,7 @@ class App(Router):
         from trellis.server import serve
 
         if "debug" not in self.settings.model_fields_set and not self._built:
-            self.settings = self.settings.model_copy(update={"debug": True})
+            self.settings = self.settings.replace(debug=True)
             logging.getLogger("trellis").warning(
                 "app.run() starts the development server with debug on; set TRELLIS_DEBUG=0"
                 " and TRELLIS_SECRET_KEY, or use `trellis run module:app`, in production"

@@ -277,6 +277,22 @@ class Settings(BaseSettings):
         ge=0,
         description="Uploaded files larger than this, in bytes, are spooled to a temporary file.",
     )
+    max_form_field_size: ByteCount = Field(
+        default=1 * MiB, ge=1, description="Largest text field of a form, in bytes; larger gets 413."
+    )
+    max_form_memory: ByteCount = Field(
+        default=8 * MiB,
+        ge=1,
+        description="All text fields of one form together, in bytes; more gets 413.",
+    )
+    max_upload_size: ByteCount = Field(
+        default=200 * MiB,
+        ge=1,
+        description=(
+            "Largest multipart (file upload) body, in bytes, replacing max_body_size for it; "
+            "larger gets 413. Bounds the disk one request can fill."
+        ),
+    )
     max_headers: int = Field(default=100, ge=1, description="Most request headers; more gets 431.")
 
     # --- execution --------------------------------------------------------------------------

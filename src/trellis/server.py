@@ -87,7 +87,8 @@ def serve(
 
     Raises:
         ConfigurationError: ``reload`` or ``workers`` was asked for with an application object
-            instead of an import string.
+            instead of an import string; or building the app found a mistake (``App.build``
+            runs before the server takes the port).
         SystemExit: The server could not start (the port is taken, the application's start-up
             failed); the exit status is 3, and the reason has been logged.
 
@@ -177,6 +178,9 @@ def _serve(
         # second server there.
         os.environ[RUN_FROM_CLI_ENV] = "1"
     elif isinstance(app, App):
+        # Report mistakes (clashing routes, a missing secret key ...) before taking the port,
+        # as an exception rather than a log line.
+        app.build()
         # A Trellis app always speaks lifespan: a failed start-up must stop the server.
         uvicorn_options.setdefault("lifespan", "on")
     uvicorn.run(

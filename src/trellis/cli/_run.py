@@ -7,7 +7,8 @@ from typing import Any
 import click
 
 from trellis.cli._loading import TARGET_HELP, app_options, load_from_options
-from trellis.exceptions import ConfigurationError
+from trellis.app import App
+from trellis.exceptions import ConfigurationError, TrellisError
 
 _LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -117,6 +118,11 @@ def run_command(
             options["reload_dirs"] = list(reload_dirs) or [loaded.path_entry]
     else:
         app = loaded.app
+    if isinstance(loaded.app, App):
+        try:  # mistakes in the app are reported here, once, without a traceback
+            loaded.app.build()
+        except TrellisError as exc:
+            raise click.ClickException(str(exc)) from None
     try:
         _serve(
             app,
@@ -131,5 +137,5 @@ def run_command(
             root_path=root_path,
             **options,
         )
-    except ConfigurationError as exc:
+    except TrellisError as exc:
         raise click.ClickException(str(exc)) from None

@@ -63,6 +63,7 @@ class Endpoint:
 
     __slots__ = (
         "_kw",
+        "_request_var",
         "after",
         "app",
         "before",
@@ -70,6 +71,7 @@ class Endpoint:
         "fn",
         "is_async",
         "max_body_size",
+        "max_upload_size",
         "mode",
         "name",
         "needs_request",
@@ -91,12 +93,24 @@ class Endpoint:
         opts = flat.route.options
         default_limit = app._max_body_size
         self.max_body_size: int | None = opts.get("max_body_size", default_limit)
+        # A route's own max_body_size covers uploads too; otherwise they get the upload limit.
+        self.max_upload_size: int | None = opts.get(
+            "max_upload_size",
+            opts["max_body_size"] if "max_body_size" in opts else app._max_upload_size,
+        )
         self.status_code: int | None = opts.get("status_code")
         self.before = tuple(flat.before)
         self.after = tuple(flat.after)
         self.dependencies = tuple((dep, _takes_argument(dep)) for dep in flat.dependencies)
         self._kw: tuple[tuple[str, int], ...] = ()
         self.mode, self.needs_request = self._plan(param_names)
+        # With templates configured, render() finds the request through a context variable.
+        self._request_var: contextvars.ContextVar[Any] | None = None
+        if app.templates is not None:
+            from trellis.templating import current_request
+
+            self._request_var = current_request
+            self.needs_request = True
 
     # -- compile ----------------------------------------------------------------------------
 
@@ -178,7 +192,12 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = (
-            Request(scope, receive, max_body_size=self.max_body_size)
+            Request(
+                scope,
+                receive,
+                max_body_size=self.max_body_size,
+                max_upload_size=self.max_upload_size,
+            )
             if self.needs_request
             else None
         )
@@ -220,7 +239,12 @@ class Endpoint:
             return
         except Exception as exc:
             if request is None:
-                request = Request(scope, receive, max_body_size=self.max_body_size)
+                request = Request(
+                scope,
+                receive,
+                max_body_size=self.max_body_size,
+                max_upload_size=self.max_upload_size,
+            )
             response = await self.app._error_response(request, exc)
         try:
             if response is not None:
@@ -230,6 +254,15 @@ class Endpoint:
                 await request.close()
 
     async def _run_full(self, scope: Scope, request: Request) -> Response:
+        if self._request_var is None:
+            return await self._run_steps(scope, request)
+        token = self._request_var.set(request)
+        try:
+            return await self._run_steps(scope, request)
+        finally:
+            self._request_var.reset(token)
+
+    async def _run_steps(self, scope: Scope, request: Request) -> Response:
         result: Any = None
         for hook in self.before:
             result = await self._run_hook(hook, request)

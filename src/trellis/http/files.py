@@ -161,11 +161,10 @@ def _parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
                 ranges.append((max(size - suffix, 0), size - 1))
             continue
         first = int(first_s)
-        last = int(last_s) if last_s else size - 1
-        if last < first:
+        if last_s and int(last_s) < first:
             return None  # invalid range-spec: the whole header is ignored
         if first < size:
-            ranges.append((first, min(last, size - 1)))
+            ranges.append((first, min(int(last_s), size - 1) if last_s else size - 1))
     if not ranges:
         return []
     ranges.sort()
@@ -395,8 +394,9 @@ class FileResponse(Response):
             ):
                 ranges = _parse_ranges(range_header, size)
             if ranges == []:
-                headers.append((b"content-range", f"bytes */{size}".encode()))
-                await self._send_empty(send, 416, headers)
+                await self._send_empty(
+                    send, 416, headers, [(b"content-range", f"bytes */{size}".encode())]
+                )
                 return
 
         if ranges is None or len(ranges) == 1:
@@ -500,8 +500,15 @@ class FileResponse(Response):
         await send({"type": "http.response.body", "body": tail})
 
     @staticmethod
-    async def _send_empty(send: Send, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    async def _send_empty(
+        send: Send,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         out = [(k, v) for k, v in headers if k not in _BODY_HEADERS]
+        if extra:
+            out += extra
         if status != 304:
             out.append((b"content-length", b"0"))
         await send({"type": "http.response.start", "status": status, "headers": out})

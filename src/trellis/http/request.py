@@ -28,6 +28,13 @@ class ClientDisconnectedError(Exception):
     """The client went away before the request body was read in full."""
 
 
+class _Unset:
+    __slots__ = ()
+
+
+_UNSET: Any = _Unset()
+
+
 async def _empty_receive() -> Any:
     raise RuntimeError("this request has no receive channel")
 
@@ -54,6 +61,7 @@ class Request:
         "_stream_used",
         "_url",
         "max_body_size",
+        "max_upload_size",
         "path_params",
         "scope",
     )
@@ -64,8 +72,13 @@ class Request:
         receive: Receive = _empty_receive,
         *,
         max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+        max_upload_size: Any = _UNSET,
     ) -> None:
         self.scope = scope
+        # Multipart bodies (file uploads) have their own, larger limit; None means no limit.
+        self.max_upload_size: int | None = (
+            max_body_size if max_upload_size is _UNSET else max_upload_size
+        )
         self._receive = receive
         self.path_params: dict[str, Any] = scope.get("path_params") or {}
         self.max_body_size = max_body_size
@@ -216,6 +229,8 @@ class Request:
             raise RuntimeError("the request body was already consumed by stream()")
         self._stream_used = True
         limit = self.max_body_size
+        if self.max_upload_size != limit and self.content_type == "multipart/form-data":
+            limit = self.max_upload_size
         declared = self._declared_length()
         if limit is not None and declared is not None and declared > limit:
             raise PayloadTooLargeError(
@@ -301,8 +316,3 @@ class Request:
         return f"<Request {self.scope.get('method')} {self.scope.get('path')!r}>"
 
 
-class _Unset:
-    __slots__ = ()
-
-
-_UNSET: Any = _Unset()

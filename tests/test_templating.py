@@ -396,7 +396,7 @@ def test_bind_request_makes_render_find_the_request(tmp_path: Path) -> None:
 
     @app.get("/p")
     async def index(request: Request) -> HTMLResponse:
-        before = current_request.get()  # None, or this request once App binds it itself
+        before = current_request.get()  # App binds it already; bind_request nests
         with bind_request(request) as bound:
             assert bound is request
             assert current_request.get() is request
@@ -407,40 +407,40 @@ def test_bind_request_makes_render_find_the_request(tmp_path: Path) -> None:
     assert get(app, "/p").text == "/p /p 1"
 
 
-def test_bind_request_reaches_a_sync_handler_thread(tmp_path: Path) -> None:
-    app = make_app(tmp_path, {"a.html": "{{ request.path }}"})
-
-    async def bind(request: Request) -> None:
-        # Stands in for the endpoint binding: the sync handler runs in a copied context.
-        current_request.set(request)
-
-    @app.get("/s", dependencies=[bind])
-    def sync_page() -> HTMLResponse:
-        return render("a.html")
-
-    assert get(app, "/s").text == "/s"
+async def async_page(id: int) -> HTMLResponse:
+    return render("a.html", id=id)
 
 
-@pytest.mark.xfail(
-    reason="needs App to bind trellis.templating.current_request around each handler",
-    strict=True,
-)
-@pytest.mark.parametrize("is_async", [True, False])
-def test_render_inside_a_handler_without_the_request(tmp_path: Path, is_async: bool) -> None:
-    app = make_app(tmp_path, {"a.html": "{{ request.path }} {{ id }}"})
-    if is_async:
+def sync_page(id: int) -> HTMLResponse:
+    return render("a.html", id=id)
 
-        @app.get("/a/{id:int}")
-        async def page(id: int) -> HTMLResponse:
-            return render("a.html", id=id)
 
-    else:
+@pytest.mark.parametrize("handler", [async_page, sync_page])
+def test_render_inside_a_handler_without_the_request(tmp_path: Path, handler: Any) -> None:
+    app = make_app(tmp_path, {"a.html": "{{ request.path }} {{ url_for('page', id=1) }} {{ id }}"})
+    app.add_route("/a/{id:int}", handler, name="page")
+    assert get(app, "/a/5").text == "/a/5 /a/1 5"
 
-        @app.get("/a/{id:int}")
-        def sync_page(id: int) -> HTMLResponse:
-            return render("a.html", id=id)
 
-    assert get(app, "/a/5").text == "/a/5 5"
+def test_render_in_hooks_and_with_router_folders_only(tmp_path: Path) -> None:
+    write(tmp_path, {"closed.html": "closed {{ request.path }}", "p.html": "page"})
+    router = Router("/r", templates=str(tmp_path))
+
+    @router.before_request
+    def closed(request: Request) -> HTMLResponse | None:
+        return render("closed.html", status_code=503) if "closed" in request.query else None
+
+    @router.get("/p")
+    async def p() -> HTMLResponse:
+        return render("p.html")
+
+    app = App(secret_key=SECRET)
+    app.include(router)
+    with TestClient(app) as client:
+        assert client.get("/r/p").text == "page"
+        response = client.get("/r/p?closed")
+        assert response.status_code == 503
+        assert response.text == "closed /r/p"
 
 
 # --- the Templates object --------------------------------------------------------------------
@@ -606,6 +606,12 @@ def test_docs_examples_run(chdir: Path, monkeypatch: pytest.MonkeyPatch) -> None
         if isinstance(app, App):
             app.build()
             assert isinstance(app.templates, Templates)
+            if "hello" in namespace:  # the setup example serves a page
+                assert get(app, "/hello/<Ada>").text == "<h1>Hello, &lt;Ada&gt;!</h1>"
+            if "blog" in namespace:  # the router example finds its own folder
+                page = get(app, "/blog").text
+                assert "<title>My site</title>" in page
+                assert "<p>No posts yet.</p>" in page
     # the templates shown are valid Jinja2 (parsing checks syntax; filters come at compile)
     env = Templates(chdir).env
     for name in env.list_templates():

@@ -144,6 +144,7 @@ class App(Router):
         self._max_body_size: int | None = settings.max_body_size
         self._max_upload_size: int | None = settings.max_upload_size
         self.templates: Any = None
+        self._template_sources: list[Any] = []
 
     # -- settings shortcuts -----------------------------------------------------------------
 
@@ -347,18 +348,43 @@ class App(Router):
             for mw in reversed(self._middleware):
                 stack = _build_middleware(mw, stack)
             stack = _ErrorGuard(stack, self)
+        host_patterns = _host_patterns(settings.allowed_hosts, debug=settings.debug)
+        if host_patterns is not None:
+            from trellis.middleware.hosts import TrustedHostMiddleware
+
+            # Outermost: a forged Host never reaches middleware that builds URLs from it.
+            stack = TrustedHostMiddleware(stack, allowed_hosts=host_patterns, www_redirect=False)
         self._stack = stack
 
+    def add_templates(self, source: Any) -> None:
+        """Add a template folder or a Jinja2 loader, searched after the app's own folder.
+
+        Plugins call this in ``setup(app)`` to ship their templates (for example a
+        ``jinja2.PackageLoader``); the app's ``templates_dir`` still wins for the same name.
+        """
+        self._check_open("add_templates")
+        self._template_sources.append(source)
+
     def _bind_templates(self) -> None:
-        dirs: list[str] = []
+        sources: list[Any] = []
         if self.settings.templates_dir is not None:
-            dirs.append(str(self.settings.templates_dir))
+            sources.append(str(self.settings.templates_dir))
         for flat in self._routes:
-            dirs.extend(d for d in flat.templates if d not in dirs)
-        if dirs and self.templates is None:
+            sources.extend(d for d in flat.templates if d not in sources)
+        sources.extend(s for s in self._template_sources if s not in sources)
+        if not sources:
+            return
+        if self.templates is None:
             from trellis.templating import Templates
 
-            self.templates = Templates(dirs, app=self)
+            self.templates = Templates(sources, app=self)
+        else:
+            # A Templates the user built keeps its own folders first; routers' are added after.
+            for source in sources:
+                if isinstance(source, str):
+                    self.templates.add_directory(source)
+                else:
+                    self.templates.add_loader(source)
 
     # -- ASGI ------------------------------------------------------------------------------------
 
@@ -379,7 +405,8 @@ class App(Router):
         path: str = scope["path"]
         if scope.get("root_path"):
             root = scope["root_path"]
-            if path.startswith(root):
+            # Strip the mount point only at a segment boundary: "/st" is not a prefix of "/static".
+            if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
                 path = path[len(root) :] or "/"
         if self._hosts:
             host = _host_of(scope)
@@ -476,9 +503,17 @@ class App(Router):
         handler = self._find_handler(exc)
         if handler is not None:
             try:
-                result = handler(request, exc)
-                if inspect.isawaitable(result):
-                    result = await result
+                if self.templates is not None:
+                    from trellis.templating import bind_request
+
+                    with bind_request(request):
+                        result = handler(request, exc)
+                        if inspect.isawaitable(result):
+                            result = await result
+                else:
+                    result = handler(request, exc)
+                    if inspect.isawaitable(result):
+                        result = await result
                 status = exc.status if isinstance(exc, HTTPError) else None
                 return coerce_response(result, status)
             except Exception as handler_exc:  # the handler itself failed: report both
@@ -763,6 +798,30 @@ def _build_middleware(spec: Any, app: ASGIApp) -> ASGIApp:
     if callable(spec):
         return spec(app)  # type: ignore[no-any-return]
     raise ConfigurationError(f"{spec!r} is not middleware")
+
+
+# Production with no allowed_hosts answers only to the local machine and to TestClient.
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "testserver")
+
+
+def _host_patterns(allowed: Sequence[str], *, debug: bool) -> list[str] | None:
+    """Host patterns to enforce, or ``None`` when any host is accepted.
+
+    ``"example.com"`` is exact, ``".example.com"`` is the domain and all its subdomains,
+    ``"*"`` is any host. In debug mode an empty list accepts any host; in production it
+    accepts only the local machine (``localhost``, ``127.0.0.1``, ``[::1]``, ``testserver``).
+    """
+    if not allowed:
+        return None if debug else list(_LOCAL_HOSTS)
+    if "*" in allowed:
+        return None
+    patterns: list[str] = []
+    for host in allowed:
+        if host.startswith("."):
+            patterns += [host[1:], "*" + host]
+        else:
+            patterns.append(host)
+    return patterns
 
 
 def _host_of(scope: Scope) -> str:

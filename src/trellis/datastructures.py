@@ -6,6 +6,7 @@ the raw ASGI list until a lookup needs them).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Generic, TypeVar, overload
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
@@ -82,7 +83,9 @@ class QueryParams(MultiDict[str]):
         self, query: str | bytes | Iterable[tuple[str, str]] | Mapping[str, str] | None = None
     ) -> None:
         if isinstance(query, bytes):
-            query = query.decode("latin-1")
+            # Clients should percent-encode, but some (curl) send raw UTF-8: read it as UTF-8,
+            # like the %XX escapes, rather than as latin-1 mojibake.
+            query = query.decode("utf-8", "replace")
         if isinstance(query, str):
             super().__init__(parse_qsl(query, keep_blank_values=True, errors="replace"))
         else:
@@ -114,9 +117,7 @@ class Headers(Mapping[str, str]):
             self._list = []
         else:
             items = headers.items() if isinstance(headers, Mapping) else headers
-            self._list = [
-                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items
-            ]
+            self._list = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
 
     @property
     def raw(self) -> list[tuple[bytes, bytes]]:
@@ -172,13 +173,29 @@ class Headers(Mapping[str, str]):
         return f"{type(self).__name__}({self.items()!r})"
 
 
+# RFC 9110 token for names; values may hold any byte but control characters (HTAB aside).
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_BAD_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _check_header(name: str, value: str) -> tuple[bytes, bytes]:
-    # Refuse CR, LF and NUL: they would let a value start a new header (response splitting).
-    if any(c in name for c in "\r\n\0:") or not name:
+    # Refuse CR, LF, NUL and the other controls: CR/LF would let a value start a new header
+    # (response splitting), and servers drop the connection on the rest.
+    if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
         raise ValueError(f"invalid header name {name!r}")
-    if any(c in value for c in "\r\n\0"):
-        raise ValueError(f"header {name!r} has a value with CR, LF or NUL, refused: {value!r}")
-    return name.lower().encode("latin-1"), value.encode("latin-1")
+    if not isinstance(value, str):
+        raise TypeError(f"header {name!r} value must be a str, not {type(value).__name__}")
+    if _HEADER_VALUE_BAD_RE.search(value):
+        raise ValueError(
+            f"header {name!r} has a value with CR, LF, NUL or another control character,"
+            f" refused: {value!r}"
+        )
+    try:
+        return name.lower().encode("latin-1"), value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"header {name!r} has a value that is not latin-1 ({value!r}); percent-encode it"
+        ) from None
 
 
 class MutableHeaders(Headers):
@@ -253,7 +270,12 @@ class URL:
     def from_scope(cls, scope: MutableMapping[str, Any], host: str | None = None) -> URL:
         """Build the full request URL from an ASGI scope (``host`` overrides the Host header)."""
         scheme = scope.get("scheme", "http")
-        path = scope.get("root_path", "") + scope["path"]
+        # ASGI servers (uvicorn) and Trellis mounts put the root path inside ``path``; some
+        # older servers and clients leave it out: add it only when it is missing.
+        root = scope.get("root_path", "")
+        path = scope["path"]
+        if root and not (path == root or path.startswith(root.rstrip("/") + "/")):
+            path = root + path
         query = scope.get("query_string", b"")
         if host is None:
             for k, v in scope.get("headers", ()):
@@ -293,8 +315,12 @@ class URL:
         return self.parts.hostname
 
     @property
-    def port(self) -> int | None:  # noqa: D102
-        return self.parts.port
+    def port(self) -> int | None:
+        """The port, or ``None`` when absent or invalid (the Host header is client input)."""
+        try:
+            return self.parts.port
+        except ValueError:  # "host:abc", "host:99999"
+            return None
 
     @property
     def path(self) -> str:  # noqa: D102
@@ -314,12 +340,14 @@ class URL:
         return self.scheme in ("https", "wss")
 
     def replace(self, **kwargs: Any) -> URL:
-        """Return a copy with some parts replaced (``scheme``, ``netloc``, ``path``, ``query``...)."""
+        """Return a copy with parts replaced: ``scheme``, ``netloc``, ``path``, ``query``..."""
         return URL(self.parts._replace(**kwargs).geturl())
 
     def include_query_params(self, **params: Any) -> URL:
         """Return a copy with ``params`` set in the query string (replacing same-named ones)."""
-        pairs = [(k, v) for k, v in parse_qsl(self.query, keep_blank_values=True) if k not in params]
+        pairs = [
+            (k, v) for k, v in parse_qsl(self.query, keep_blank_values=True) if k not in params
+        ]
         pairs += [(k, str(v)) for k, v in params.items()]
         return self.replace(query=urlencode(pairs))
 
@@ -341,7 +369,8 @@ class URL:
 def _quote_path(path: str) -> str:
     from urllib.parse import quote
 
-    return quote(path, safe="/:@!$&'()*+,;=-._~%")
+    # "%" is not safe: the ASGI path is already decoded, so a literal "%" must become "%25".
+    return quote(path, safe="/:@!$&'()*+,;=-._~")
 
 
 class State:
@@ -366,6 +395,9 @@ class State:
         self._state[name] = value
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_state" or name.startswith("__"):
+            # Not set yet (copy, pickle) or a protocol lookup: never recurse into _state.
+            raise AttributeError(name)
         try:
             return self._state[name]
         except KeyError:
@@ -379,6 +411,10 @@ class State:
 
     def __contains__(self, name: str) -> bool:
         return name in self._state
+
+    def __reduce__(self) -> tuple[type[State], tuple[dict[str, Any]]]:
+        # copy, deepcopy and pickle rebuild through __init__, never through __setattr__.
+        return (State, (self._state,))
 
     def get(self, name: str, default: D | None = None) -> Any | D | None:
         """Return attribute ``name`` or ``default``."""

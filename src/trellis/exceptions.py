@@ -79,7 +79,7 @@ class HTTPError(Exception):
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         *,
         title: str | None = None,
-        type: str | None = None,  # noqa: A002 - the RFC 9457 member is called "type"
+        type: str | None = None,  # the RFC 9457 member is called "type"
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         if status is not None:
@@ -124,7 +124,7 @@ class _FixedStatusError(HTTPError):
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         *,
         title: str | None = None,
-        type: str | None = None,  # noqa: A002
+        type: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(None, detail, headers, title=title, type=type, extra=extra)

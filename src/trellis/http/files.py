@@ -48,7 +48,7 @@ _BODY_HEADERS = frozenset(
 # Platform MIME tables disagree (Windows registries map .js to text/plain, old tables lack
 # .wasm or .webp): the types browsers are strict about are fixed here.
 _WEB_TYPES = {
-    ".js": "text/javascript",
+    ".js": "text/javascript",  # RFC 9239, not application/javascript
     ".mjs": "text/javascript",
     ".css": "text/css",
     ".html": "text/html",
@@ -92,8 +92,6 @@ def guess_media_type(path: str | os.PathLike[str]) -> str:
     media_type, encoding = mimetypes.guess_type(name, strict=False)
     if encoding is not None:
         return _ENCODING_TYPES.get(encoding, "application/octet-stream")
-    if media_type == "application/javascript":
-        return "text/javascript"  # RFC 9239
     return media_type or "application/octet-stream"
 
 
@@ -319,10 +317,8 @@ class FileResponse(Response):
         tag = self.etag
         return tag if tag.startswith(('"', 'W/"')) else f'"{tag}"'
 
-    def _precondition(
-        self, request: Headers, method: str, etag: str | None, mtime: int | None
-    ) -> int | None:
-        # RFC 9110 §13.2.2: the order in which the conditions are evaluated.
+    def _precondition(self, request: Headers, etag: str | None, mtime: int | None) -> int | None:
+        # RFC 9110 §13.2.2, for GET and HEAD: the order in which the conditions are evaluated.
         if_match = request.get("if-match")
         if if_match is not None:
             if not _etag_matches(if_match, etag, weak=False):
@@ -336,8 +332,8 @@ class FileResponse(Response):
         if_none_match = request.get("if-none-match")
         if if_none_match is not None:
             if _etag_matches(if_none_match, etag, weak=True):
-                return 304 if method in ("GET", "HEAD") else 412
-        elif mtime is not None and method in ("GET", "HEAD"):
+                return 304
+        elif mtime is not None:
             ims = request.get("if-modified-since")
             if ims is not None:
                 ts = _parse_http_date(ims)
@@ -381,7 +377,7 @@ class FileResponse(Response):
         if status == 200 and method in ("GET", "HEAD"):
             if b"accept-ranges" not in names:
                 headers.append((b"accept-ranges", b"bytes"))
-            early = self._precondition(request, method, etag, mtime)
+            early = self._precondition(request, etag, mtime)
             if early is not None:
                 await self._send_empty(send, early, headers)
                 return
@@ -416,6 +412,10 @@ class FileResponse(Response):
         if method == "HEAD":
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
+        elif ranges is None and "http.response.pathsend" in (scope.get("extensions") or {}):
+            # The server sends the file itself (zero-copy where it can).
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.pathsend", "path": os.path.abspath(self.path)})
         else:
             try:
                 f = await loop.run_in_executor(None, _open, self.path)
@@ -423,19 +423,8 @@ class FileResponse(Response):
                 await PlainTextResponse("Not Found", 404)(scope, receive, send)
                 return
             try:
-                pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
-                if pathsend and ranges is None:
-                    # The server sends the file itself (zero-copy where it can).
-                    await send(
-                        {"type": "http.response.start", "status": status, "headers": headers}
-                    )
-                    await send(
-                        {"type": "http.response.pathsend", "path": os.path.abspath(self.path)}
-                    )
-                else:
-                    await _until_disconnect(
-                        self._send_parts(send, f, status, headers, parts, tail), receive
-                    )
+                sending = self._send_parts(send, f, status, headers, parts, tail)
+                await _until_disconnect(sending, receive)
             finally:
                 await self._close(f)
         if self.background is not None:

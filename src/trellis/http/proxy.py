@@ -35,6 +35,9 @@ class TrustedProxies:
             addr = ipaddress.ip_address(host)
         except ValueError:
             return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            # A dual-stack socket shows an IPv4 peer as ::ffff:a.b.c.d.
+            addr = addr.ipv4_mapped
         return any(addr in net for net in self._nets)
 
     def _peer_trusted(self, scope: Scope) -> bool:

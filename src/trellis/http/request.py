@@ -6,6 +6,7 @@ headers, query, cookies, body, JSON and form are parsed when first asked for.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from trellis.datastructures import URL, Headers, QueryParams, State
 from trellis.exceptions import BadRequestError, PayloadTooLargeError
 from trellis.http import _json
 from trellis.http.cookies import parse_cookie_header
-from trellis.types import Receive, Scope
+from trellis.types import Message, Receive, Scope
 
 if TYPE_CHECKING:
     from trellis.app import App
@@ -33,6 +34,7 @@ class _Unset:
 
 
 _UNSET: Any = _Unset()
+_HUGE = 2**63 - 1
 
 
 async def _empty_receive() -> Any:
@@ -52,9 +54,11 @@ class Request:
     __slots__ = (
         "_body",
         "_cookies",
+        "_disconnected",
         "_form",
         "_headers",
         "_json",
+        "_peeked",
         "_query",
         "_receive",
         "_state",
@@ -91,6 +95,8 @@ class Request:
         self._form: FormData | None = None
         self._state: State | None = None
         self._stream_used = False
+        self._peeked: Message | None = None
+        self._disconnected = False
 
     # -- what the request says -------------------------------------------------------------
 
@@ -127,9 +133,10 @@ class Request:
 
     @property
     def cookies(self) -> dict[str, str]:
-        """Request cookies by name."""
+        """Request cookies by name (a malformed ``Cookie`` header never raises)."""
         if self._cookies is None:
-            header = self.headers.get("cookie")
+            # HTTP/2 servers may pass one Cookie header per cookie (RFC 9113, 8.2.3).
+            header = "; ".join(self.headers.getlist("cookie"))
             self._cookies = parse_cookie_header(header) if header else {}
         return self._cookies
 
@@ -195,8 +202,14 @@ class Request:
         return ct.split(";", 1)[0].strip().lower()
 
     def url_for(self, name: str, /, **params: Any) -> str:
-        """Return the path of the route ``name`` (see ``App.url_for``)."""
-        return self.app.url_for(name, **params)
+        """Return the path of the route ``name`` (see ``App.url_for``), root path included.
+
+        Behind a proxy prefix (``root_path``) or inside a mounted app, the link keeps the
+        prefix, as ``url_for`` in templates does.
+        """
+        path = self.app.url_for(name, **params)
+        root: str = self.scope.get("root_path", "")
+        return root.rstrip("/") + path if root else path
 
     # -- the body --------------------------------------------------------------------------
 
@@ -205,13 +218,22 @@ class Request:
         for k, v in self.scope["headers"]:
             if k == b"content-length":
                 if raw is not None and raw != v:
-                    raise BadRequestError(detail="Conflicting Content-Length headers")
+                    raise BadRequestError("Conflicting Content-Length headers")
                 raw = v
         if raw is None:
             return None
         if not raw.isdigit():
-            raise BadRequestError(detail=f"Invalid Content-Length header: {raw.decode('latin-1')!r}")
-        return int(raw)
+            raise BadRequestError(
+                f"Invalid Content-Length header: {raw.decode('latin-1')!r}",
+            )
+        digits = raw.lstrip(b"0") or b"0"
+        # int() refuses more than 4300 digits (a 500); anything this long is over every limit.
+        return int(digits) if len(digits) <= 18 else _HUGE
+
+    def _json_limit(self) -> int | None:
+        settings = getattr(self.scope.get("app"), "settings", None)
+        limit = getattr(settings, "max_json_size", None)
+        return limit if isinstance(limit, int) else None
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks as they arrive, without keeping them.
@@ -222,24 +244,33 @@ class Request:
             BadRequestError: ``Content-Length`` is invalid.
             ClientDisconnectedError: the client went away mid-body.
         """
+        async for chunk in self._stream(self._body_limit()):
+            yield chunk
+
+    def _body_limit(self) -> int | None:
+        limit = self.max_body_size
+        if self.max_upload_size != limit and self.content_type == "multipart/form-data":
+            limit = self.max_upload_size
+        return limit
+
+    async def _stream(self, limit: int | None) -> AsyncIterator[bytes]:
         if self._body is not None:
             yield self._body
             return
         if self._stream_used:
-            raise RuntimeError("the request body was already consumed by stream()")
+            raise RuntimeError(
+                "the request body was already consumed by stream() (or form()); call body()"
+                " first to read it more than once"
+            )
         self._stream_used = True
-        limit = self.max_body_size
-        if self.max_upload_size != limit and self.content_type == "multipart/form-data":
-            limit = self.max_upload_size
         declared = self._declared_length()
         if limit is not None and declared is not None and declared > limit:
             raise PayloadTooLargeError(
-                detail=f"Request body of {declared} bytes is larger than the limit of {limit}"
+                f"Request body of {declared} bytes is larger than the limit of {limit}",
             )
         received = 0
-        receive = self._receive
         while True:
-            message = await receive()
+            message = await self._next_message()
             mtype = message["type"]
             if mtype == "http.request":
                 chunk = message.get("body", b"")
@@ -247,29 +278,59 @@ class Request:
                     received += len(chunk)
                     if limit is not None and received > limit:
                         raise PayloadTooLargeError(
-                            detail=f"Request body is larger than the limit of {limit} bytes"
+                            f"Request body is larger than the limit of {limit} bytes",
                         )
                     yield chunk
                 if not message.get("more_body", False):
                     break
             elif mtype == "http.disconnect":
+                self._disconnected = True
                 raise ClientDisconnectedError("client disconnected while sending the body")
 
+    async def _next_message(self) -> Message:
+        message = self._peeked
+        if message is not None:
+            self._peeked = None
+            return message
+        if self._disconnected:
+            return {"type": "http.disconnect"}
+        return await self._receive()
+
     async def body(self) -> bytes:
-        """Return the whole body (read once, then cached)."""
+        """Return the whole body (read once, then cached).
+
+        Raises:
+            PayloadTooLargeError: the body is larger than ``max_body_size`` (413;
+                ``max_upload_size`` for a multipart body).
+            BadRequestError: ``Content-Length`` is invalid.
+        """
+        return await self._read(self._body_limit())
+
+    async def _read(self, limit: int | None) -> bytes:
         if self._body is None:
-            chunks = [chunk async for chunk in self.stream()]
+            chunks = [chunk async for chunk in self._stream(limit)]
             self._body = b"".join(chunks)
         return self._body
 
     async def json(self) -> Any:
-        """Return the body decoded as JSON.
+        """Return the body decoded as JSON, whatever its ``Content-Type``.
+
+        The body is also held to the ``max_json_size`` setting, on top of ``max_body_size``.
 
         Raises:
             BadRequestError: the body is empty or not valid JSON (400, problem+json).
+            PayloadTooLargeError: the body is larger than either limit (413).
         """
         if self._json is _UNSET:
-            body = await self.body()
+            limit = self._body_limit()
+            json_limit = self._json_limit()
+            if json_limit is not None and (limit is None or json_limit < limit):
+                limit = json_limit
+            if self._body is not None and limit is not None and len(self._body) > limit:
+                raise PayloadTooLargeError(
+                    detail=f"JSON body is larger than the limit of {limit} bytes"
+                )
+            body = await self._read(limit)
             try:
                 self._json = _json.loads(body)
             except ValueError as exc:
@@ -303,16 +364,27 @@ class Request:
             await self._form.close()
 
     async def is_disconnected(self) -> bool:
-        """Whether the client has gone away (only reliable once the body was read)."""
-        import asyncio
+        """Whether the client has gone away.
 
+        Looks at the next ASGI message without waiting for one. A part of the body that
+        arrives meanwhile is kept for ``body()``/``stream()``, not lost; while it waits to be
+        read, the answer is ``False``.
+        """
+        if self._disconnected:
+            return True
+        if self._peeked is not None:
+            return False
         try:
             message = await asyncio.wait_for(self._receive(), timeout=0.0001)
         except TimeoutError:
             return False
-        return bool(message.get("type") == "http.disconnect")
+        mtype = message.get("type")
+        if mtype == "http.disconnect":
+            self._disconnected = True
+            return True
+        if mtype == "http.request":
+            self._peeked = message
+        return False
 
     def __repr__(self) -> str:
         return f"<Request {self.scope.get('method')} {self.scope.get('path')!r}>"
-
-

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+import threading
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-from trellis.datastructures import MutableHeaders
+from trellis.datastructures import URL, Headers, MutableHeaders
 from trellis.http import _json
 from trellis.http.cookies import format_set_cookie
 from trellis.types import Receive, Scope, Send
@@ -45,7 +46,7 @@ def _encode_headers(headers: HeadersInit) -> list[tuple[bytes, bytes]]:
 
 
 class Response:
-    """An HTTP response with a body known in full.
+    r"""An HTTP response with a body known in full.
 
     Args:
         content: The body: ``bytes``, or ``str`` (encoded with ``charset``).
@@ -55,7 +56,7 @@ class Response:
 
     Example:
         ```python
-        return Response(b"\\x89PNG...", media_type="image/png")
+        return Response(b"\x89PNG...", media_type="image/png")
         ```
     """
 
@@ -94,7 +95,13 @@ class Response:
             return content
         if isinstance(content, str):
             return content.encode(self.charset)
-        return bytes(content)
+        if isinstance(content, bytearray | memoryview):
+            return bytes(content)
+        # bytes(5) would be five NUL bytes: refuse anything that is not text or bytes.
+        raise TypeError(
+            f"{type(self).__name__} content must be bytes or str, not {type(content).__name__};"
+            " return JSONResponse(...) (or the value itself) for data"
+        )
 
     @property
     def headers(self) -> MutableHeaders:
@@ -167,7 +174,7 @@ class Response:
         )
 
     def _final_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        if self._auto_secure is None or scope.get("scheme") not in ("https", "wss"):
+        if self._auto_secure is None or not _is_secure(scope):
             return self.raw_headers
         raw = list(self.raw_headers)
         for i in self._auto_secure:
@@ -215,6 +222,15 @@ class JSONResponse(Response):
     media_type = "application/json"
     __slots__ = ()
 
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: HeadersInit = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, media_type)
+
     def render(self, content: Any) -> bytes:
         """Encode ``content`` as JSON."""
         return _json.dumps(content)
@@ -224,8 +240,9 @@ class RedirectResponse(Response):
     """A redirect to ``url``.
 
     Args:
-        url: Where to go. Non-ASCII and unsafe characters are percent-encoded; a URL with CR,
-            LF or NUL is refused with ``ValueError`` (no header injection).
+        url: Where to go (a ``str`` or a ``URL``). Non-ASCII and unsafe characters are
+            percent-encoded; a URL with CR, LF or NUL is refused with ``ValueError`` (no
+            header injection).
         status_code: 302 by default (the browser follows with GET); 303 after a form POST,
             307/308 to repeat the same method.
         headers: Extra headers.
@@ -233,7 +250,8 @@ class RedirectResponse(Response):
 
     __slots__ = ()
 
-    def __init__(self, url: str, status_code: int = 302, headers: HeadersInit = None) -> None:
+    def __init__(self, url: str | URL, status_code: int = 302, headers: HeadersInit = None) -> None:
+        url = str(url)
         if any(c in url for c in "\r\n\0"):
             raise ValueError(f"redirect target contains CR, LF or NUL, refused: {url!r}")
         super().__init__(b"", status_code, headers)
@@ -242,9 +260,38 @@ class RedirectResponse(Response):
         )
 
 
-def _next_or_none(it: Iterator[bytes | str]) -> bytes | str | None:
-    # StopIteration cannot cross a Future, so the end is signalled with None.
-    return next(it, None)
+def _is_secure(scope: Scope) -> bool:
+    """Whether the client reached us over HTTPS, directly or through a trusted proxy."""
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    proxies = getattr(scope.get("app"), "_proxies", None)
+    if proxies is None:
+        return False
+    scheme = proxies.scheme(scope, Headers(raw=scope.get("headers") or []))
+    return scheme in ("https", "wss")
+
+
+_END: Any = object()
+
+
+def _chunk_bytes(chunk: object, charset: str) -> bytes:
+    if isinstance(chunk, str):
+        return chunk.encode(charset)
+    if isinstance(chunk, bytes | bytearray | memoryview):
+        return bytes(chunk)
+    raise TypeError(f"StreamingResponse chunks must be bytes or str, got {type(chunk).__name__}")
+
+
+def _next_locked(it: Iterator[bytes | str], lock: threading.Lock) -> Any:
+    # StopIteration cannot cross a Future, so the end is signalled with a sentinel. The lock
+    # lets close() wait for a next() still running in a worker thread.
+    with lock:
+        return next(it, _END)
+
+
+def _close_locked(close: Callable[[], object], lock: threading.Lock) -> None:
+    with lock:
+        close()
 
 
 class StreamingResponse(Response):
@@ -274,20 +321,6 @@ class StreamingResponse(Response):
         super().__init__(None, status_code, headers, media_type)
         self.raw_headers[:] = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
 
-    async def _chunks(self) -> AsyncIterable[bytes | str]:
-        content = self.content
-        if isinstance(content, AsyncIterable):
-            async for chunk in content:
-                yield chunk
-            return
-        loop = asyncio.get_running_loop()
-        it: Iterator[bytes | str] = iter(content)
-        while True:
-            item = await loop.run_in_executor(self.executor, _next_or_none, it)
-            if item is None:
-                break
-            yield item
-
     async def _stream(self, scope: Scope, send: Send) -> None:
         await send(
             {
@@ -296,13 +329,61 @@ class StreamingResponse(Response):
                 "headers": self._final_headers(scope),
             }
         )
+        content = self.content
+        # HEAD: no body, but the iterator is still closed (it may hold a file or a cursor).
+        head = scope.get("method") == "HEAD"
+        if isinstance(content, AsyncIterable):
+            await self._send_async(content, send, head)
+        else:
+            await self._send_sync(content, send, head)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _send_async(
+        self, content: AsyncIterable[bytes | str], send: Send, head: bool
+    ) -> None:
         charset = self.charset
-        if scope.get("method") != "HEAD":
-            async for chunk in self._chunks():
-                data = chunk if isinstance(chunk, bytes) else chunk.encode(charset)
+        it = aiter(content)
+        try:
+            while not head:
+                try:
+                    chunk = await anext(it)
+                except StopAsyncIteration:
+                    break
+                data = chunk if type(chunk) is bytes else _chunk_bytes(chunk, charset)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        finally:
+            # An interrupted iteration (a disconnect cancels us at `send`) does not close
+            # the iterator: close it here, so its `finally` runs now rather than whenever
+            # it is garbage collected.
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _send_sync(self, content: Iterable[bytes | str], send: Send, head: bool) -> None:
+        charset = self.charset
+        loop = asyncio.get_running_loop()
+        it: Iterator[bytes | str] = iter(content)
+        lock = threading.Lock()
+        try:
+            while not head:
+                # A sync iterator may block (files, database cursors): never on the loop.
+                item = await loop.run_in_executor(self.executor, _next_locked, it, lock)
+                if item is _END:
+                    break
+                data = item if type(item) is bytes else _chunk_bytes(item, charset)
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                # In the pool too (its `finally` may block), after any next() still running.
+                try:
+                    closing = loop.run_in_executor(self.executor, _close_locked, close, lock)
+                except RuntimeError:  # the pool is shut down: the app is stopping
+                    pass
+                else:
+                    await asyncio.shield(closing)
 
     async def _wait_disconnect(self, receive: Receive) -> None:
         while True:

@@ -202,7 +202,8 @@ class EventSourceResponse(StreamingResponse):
             close = getattr(sync_it, "close", None)
             if close is not None:
                 try:
-                    close()
+                    # In the pool too: the generator's `finally` may block.
+                    await loop.run_in_executor(None, close)
                 except ValueError:
                     pass  # still running in its thread; closed when collected
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ class Router:
         middleware: Sequence[Any] = (),
         dependencies: Sequence[Any] = (),
         host: str | None = None,
-        templates: str | None = None,
+        templates: str | os.PathLike[str] | None = None,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ConfigurationError(
@@ -135,7 +136,7 @@ class Router:
         self.middleware = tuple(middleware)
         self.dependencies = tuple(dependencies)
         self.host = host
-        self.templates = templates
+        self.templates = os.fspath(templates) if templates is not None else None
         self.routes: list[Route] = []
         self.mounts: list[Mount] = []
         self.children: list[tuple[Router, str]] = []

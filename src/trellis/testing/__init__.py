@@ -87,19 +87,26 @@ class TestClient(httpx.Client):
         root_path: str = "",
         **kwargs: Any,
     ) -> None:
-        from anyio.from_thread import start_blocking_portal
-
         self.app = app
-        self._portal_cm = start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
+        self._portal_cm: Any = None
+        self._portal: Any = None
         self._lifespan: _Lifespan | None = None
         self._lifespan_state: dict[str, Any] = {}
-        transport = SyncASGITransport(app, self._portal, root_path=root_path, state=self._lifespan_state)
+        self._asgi_transport = SyncASGITransport(
+            app, root_path=root_path, state=self._lifespan_state
+        )
+        transport = self._asgi_transport
         kwargs.setdefault("follow_redirects", False)
         super().__init__(transport=transport, base_url=base_url, **kwargs)
 
     def __enter__(self) -> TestClient:
+        from anyio.from_thread import start_blocking_portal
+
         super().__enter__()
+        # One loop for the whole block: lifespan and requests share it, as under a server.
+        self._portal_cm = start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+        self._asgi_transport.portal = self._portal
         lifespan = _Lifespan(self.app)
         lifespan.state = self._lifespan_state
         try:
@@ -126,8 +133,10 @@ class TestClient(httpx.Client):
 
     def _close_portal(self) -> None:
         if self._portal_cm is not None:
-            self._portal_cm.__exit__(None, None, None)
-            self._portal_cm = None  # type: ignore[assignment]
+            self._asgi_transport.portal = None
+            self._portal = None
+            cm, self._portal_cm = self._portal_cm, None
+            cm.__exit__(None, None, None)
 
     def close(self) -> None:
         """Close the client and stop its background loop."""

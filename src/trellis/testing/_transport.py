@@ -106,17 +106,29 @@ class AsyncASGITransport(httpx.AsyncBaseTransport):
 
 
 class SyncASGITransport(httpx.BaseTransport):
-    """Send httpx requests to an ASGI app on a loop that runs in a background thread."""
+    """Send httpx requests to an ASGI app on a loop that runs in a background thread.
 
-    def __init__(self, app: ASGIApp, portal: Any, *, root_path: str = "", state: dict[str, Any]):
+    ``portal`` is the running loop of the client's ``with`` block; outside one, each request
+    starts and stops a loop of its own, so no thread outlives the request.
+    """
+
+    def __init__(self, app: ASGIApp, *, root_path: str = "", state: dict[str, Any]):
         self.app = app
-        self.portal = portal
+        self.portal: Any = None
         self.root_path = root_path
         self.state = state
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
-        status, headers, content = self.portal.call(
-            lambda: run_asgi(self.app, request, body, root_path=self.root_path, state=self.state)
-        )
+
+        def call() -> Any:
+            return run_asgi(self.app, request, body, root_path=self.root_path, state=self.state)
+
+        if self.portal is not None:
+            status, headers, content = self.portal.call(call)
+        else:
+            from anyio.from_thread import start_blocking_portal
+
+            with start_blocking_portal() as portal:
+                status, headers, content = portal.call(call)
         return httpx.Response(status, headers=headers, content=content, request=request)

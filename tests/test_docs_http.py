@@ -1,4 +1,11 @@
-"""The runnable examples of docs/requests.md and docs/responses.md."""
+"""The runnable examples of docs/requests.md and docs/responses.md.
+
+As in ``test_docs_examples.py``: a ```` ```python ```` block is a complete program, run with
+``exec`` in a fresh namespace in an empty working directory; a ```` ```py ```` block is a
+fragment and is not run. These pages write ``App()`` as an application would, so each example
+runs twice: in development (``TRELLIS_DEBUG=1``) and in production (with a secret key, host
+validation on).
+"""
 
 from __future__ import annotations
 
@@ -9,35 +16,45 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+PAGES = ("requests.md", "responses.md")
+_BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
-def python_blocks(page: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(encoding="utf-8"), re.S)
+def _blocks(page: str) -> list[tuple[int, str, str]]:
+    """Return ``(line, language, code)`` for every fenced block of ``page``."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    return [
+        (text.count("\n", 0, m.start()) + 1, m.group(1), m.group(2)) for m in _BLOCK.finditer(text)
+    ]
 
 
-@pytest.fixture
-def production_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A clean working directory and a secret key: the examples use a production ``App()``."""
+EXAMPLES = [
+    pytest.param(page, code, id=f"{page}:{line}")
+    for page in PAGES
+    for line, language, code in _blocks(page)
+    if language == "python"
+]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_has_runnable_examples(page: str) -> None:
+    languages = [language for _, language, _ in _blocks(page)]
+    assert languages.count("python") >= 5
+    assert set(languages) <= {"python", "py"}, languages
+
+
+@pytest.mark.parametrize("mode", ["development", "production"])
+@pytest.mark.parametrize(("page", "code"), EXAMPLES)
+def test_docs_example_runs(
+    page: str, code: str, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in list(os.environ):
         if name.startswith("TRELLIS_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("TRELLIS_SECRET_KEY", "docs-example-secret-key-" + "x" * 24)
+    if mode == "development":
+        monkeypatch.setenv("TRELLIS_DEBUG", "1")
+    else:
+        monkeypatch.setenv("TRELLIS_SECRET_KEY", "docs-example-secret-key-" + "x" * 24)
     monkeypatch.chdir(tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("page", "index"),
-    [("requests.md", i) for i in range(len(python_blocks("requests.md")))]
-    + [("responses.md", i) for i in range(len(python_blocks("responses.md")))],
-)
-@pytest.mark.usefixtures("production_env")
-def test_docs_example_runs(page: str, index: int) -> None:
-    block = python_blocks(page)[index]
     # dont_inherit: this module's `from __future__ import annotations` must not leak in.
-    code = compile(block, str(DOCS / page), "exec", dont_inherit=True)
-    exec(code, {"__name__": "docs_example"})
-
-
-@pytest.mark.parametrize(("page", "least"), [("requests.md", 5), ("responses.md", 5)])
-def test_docs_pages_have_examples(page: str, least: int) -> None:
-    assert len(python_blocks(page)) >= least
+    exec(compile(code, str(DOCS / page), "exec", dont_inherit=True), {"__name__": "docs_example"})

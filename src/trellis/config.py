@@ -238,7 +238,8 @@ class Settings(BaseSettings):
         description=(
             "Host names the application answers to, matched against the Host header. "
             '"example.com" matches exactly, ".example.com" also matches subdomains, "*" matches '
-            "any host. Empty: only localhost, 127.0.0.1 and [::1]."
+            "any host. Empty: any host in debug mode; in production only localhost, 127.0.0.1, "
+            "[::1] and testserver (the test client)."
         ),
     )
     trusted_proxies: CommaList[str] = Field(

@@ -267,11 +267,6 @@ async def test_async_test_client_runs_the_lifespan() -> None:
     assert events == ["up", "down"]
 
 
-@pytest.mark.xfail(
-    reason="BUG (app.py): shutdown() shuts the thread pool down for good, so a second"
-    " lifespan (a second `with TestClient(app)`) fails every sync handler with a 500",
-    strict=True,
-)
 def test_the_app_serves_again_after_a_second_start_up() -> None:
     app = App(debug=True)
 
@@ -395,11 +390,6 @@ def test_exception_handler_for_http_error_class_catches_every_status() -> None:
         assert client.get("/missing").text == "404 handled"
 
 
-@pytest.mark.xfail(
-    reason="BUG (app.py): _find_handler walks the exception's MRO before looking at the status,"
-    " so an Exception (or HTTPError) handler swallows 404s that have their own 404 handler",
-    strict=True,
-)
 def test_status_handler_wins_over_a_catch_all_exception_handler() -> None:
     app = App(debug=True)
 

@@ -29,7 +29,8 @@ def _blocks(page: str) -> list[tuple[int, str, str]]:
 
 
 EXAMPLES = [
-    pytest.param(page, code, id=f"{page}:{line}")
+    # Blank lines in front, so tracebacks give the line in the Markdown file.
+    pytest.param(page, "\n" * line + code, id=f"{page}:{line}")
     for page in PAGES
     for line, language, code in _blocks(page)
     if language == "python"

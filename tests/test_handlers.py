@@ -377,11 +377,6 @@ class AsyncGreeter:
         return f"async hi {name}"
 
 
-@pytest.mark.xfail(
-    reason="BUG (handlers/compile.py): typing.get_type_hints() raises TypeError for a"
-    " functools.partial or a callable object, reported as 'cannot resolve its type annotations'",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("handler", "expected"),
     [

@@ -277,9 +277,7 @@ class App(Router):
             from trellis.http.proxy import TrustedProxies
 
             self._proxies = TrustedProxies(settings.trusted_proxies)
-        self._executor = ThreadPoolExecutor(
-            max_workers=settings.thread_pool_size, thread_name_prefix="trellis-worker"
-        )
+        self._ensure_executor()
         routes, mounts = flatten(self)
         self._routes = routes
         self._bind_templates()
@@ -294,9 +292,14 @@ class App(Router):
                 if group is None:
                     group = hosts[flat.host] = _HostGroup(HostTemplate(flat.host))
                 matcher = group.matcher
-            names_for_route = template.param_names + (
-                hosts[flat.host].host.names if flat.host is not None else ()
-            )
+            host_names = hosts[flat.host].host.names if flat.host is not None else ()
+            clash = set(template.param_names) & set(host_names)
+            if clash:
+                raise ConfigurationError(
+                    f"route {flat.path!r} ({flat.route.where}) and its host {flat.host!r} both"
+                    f" define the parameter(s) {', '.join(repr(n) for n in sorted(clash))}; rename one"
+                )
+            names_for_route = template.param_names + host_names
             endpoint = compile_route(self, flat, names_for_route)
             asgi: ASGIApp = endpoint
             for mw in reversed(flat.middleware):
@@ -364,6 +367,13 @@ class App(Router):
         """
         self._check_open("add_templates")
         self._template_sources.append(source)
+
+    def _ensure_executor(self) -> None:
+        # Sync handlers run here; re-created when the app starts again after a shutdown.
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.settings.thread_pool_size, thread_name_prefix="trellis-worker"
+            )
 
     def _bind_templates(self) -> None:
         sources: list[Any] = []
@@ -438,7 +448,7 @@ class App(Router):
         host_params: dict[str, str] | None,
         final: bool = False,
     ) -> bool:
-        found = matcher.match(path)
+        found = matcher.match(path, scope["method"] if scope["type"] == "http" else None)
         if found is not None:
             leaf, values = found
             target = leaf.targets.get(scope.get("method", "GET"))
@@ -469,8 +479,15 @@ class App(Router):
             return False
         if scope["type"] == "http":
             alternate = path[:-1] if path.endswith("/") and len(path) > 1 else path + "/"
-            if matcher.match(alternate) is not None:
-                target_url = scope.get("root_path", "") + alternate
+            matchers = [matcher]
+            if self._hosts:
+                host = _host_of(scope)
+                matchers += [g.matcher for g in self._hosts if g.host.match(host) is not None]
+            if any(m.match(alternate) is not None for m in matchers):
+                # Re-encode: the decoded path may hold "?" or "#" that must stay in the path.
+                target_url = quote(
+                    scope.get("root_path", "") + alternate, safe="/:@!$&'()*+,;=~-._"
+                )
                 query = scope.get("query_string", b"")
                 if query:
                     target_url += "?" + query.decode("latin-1")
@@ -491,12 +508,15 @@ class App(Router):
         handlers = self._exception_handlers
         if not handlers:
             return None
+        # A handler for the exact status is more specific than one for a base class.
+        if isinstance(exc, HTTPError):
+            handler = handlers.get(exc.status)
+            if handler is not None:
+                return handler
         for cls in type(exc).__mro__:
             handler = handlers.get(cls)
             if handler is not None:
                 return handler
-        if isinstance(exc, HTTPError):
-            return handlers.get(exc.status)
         return None
 
     async def _error_response(self, request: Request, exc: BaseException) -> Response:
@@ -540,6 +560,7 @@ class App(Router):
     async def startup(self) -> None:
         """Build the app, run start-up hooks and enter the lifespan (the server calls this)."""
         self.build()
+        self._ensure_executor()
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         self._exit_stack = stack
@@ -576,6 +597,7 @@ class App(Router):
                 errors.append(exc)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
         if errors:
             raise errors[0]
 

@@ -704,6 +704,67 @@ async def test_sync_generator_is_closed_in_a_worker_thread_when_the_client_disco
 
 
 @pytest.mark.anyio
+async def test_sync_generator_blocked_in_its_thread_does_not_hold_up_the_disconnect() -> None:
+    release = threading.Event()
+    events: list[str] = []
+
+    def waiting() -> Iterator[bytes]:
+        try:
+            yield b"first"
+            release.wait(5)  # waits for the next item, in its worker thread
+            yield b"late"
+        finally:
+            events.append("finally")
+
+    class QuickToGiveUp(StreamingResponse):
+        close_timeout = 0.05
+
+    app = make_app()
+
+    @app.get("/")
+    async def index() -> StreamingResponse:
+        return QuickToGiveUp(waiting())
+
+    started = time.monotonic()
+    messages = await stream_until_disconnect(app, chunks_before_disconnect=1)
+    assert time.monotonic() - started < 1
+    assert [m.get("body") for m in messages[1:]] == [b"first"]
+    assert events == []  # still waiting in its thread
+    release.set()
+    for _ in range(200):  # then it is closed there, right after its next() returns
+        if events:
+            break
+        await asyncio.sleep(0.01)
+    assert events == ["finally"]
+
+
+@pytest.mark.anyio
+async def test_error_while_closing_a_sync_iterator_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Rows:
+        def __iter__(self) -> Rows:
+            return self
+
+        def __next__(self) -> bytes:
+            return b"row"
+
+        def close(self) -> None:
+            raise OSError("cursor already closed")
+
+    app = make_app()
+
+    @app.get("/")
+    async def index() -> StreamingResponse:
+        return StreamingResponse(Rows())
+
+    await stream_until_disconnect(app, chunks_before_disconnect=2)
+    await asyncio.sleep(0.05)
+    assert "closing a StreamingResponse iterator failed" in caplog.text
+    assert "cursor already closed" in caplog.text
+
+
+@pytest.mark.anyio
 async def test_iterator_is_closed_for_head() -> None:
     events: list[str] = []
 

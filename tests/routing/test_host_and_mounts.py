@@ -659,11 +659,6 @@ def test_nested_routers_with_different_hosts_are_refused() -> None:
         app.build()
 
 
-@pytest.mark.xfail(
-    reason="BUG (app.py): the trailing-slash redirect only looks at routes without a host, so"
-    " '/dashboard/' on a tenant host is a 404 instead of a 308 to '/dashboard'",
-    strict=True,
-)
 def test_trailing_slash_redirect_for_host_routes() -> None:
     tenants = Router(host="{tenant}.example.com")
     tenants.get("/dashboard")(lambda tenant: tenant)
@@ -675,11 +670,6 @@ def test_trailing_slash_redirect_for_host_routes() -> None:
         assert response.headers["location"] == "/dashboard"
 
 
-@pytest.mark.xfail(
-    reason="BUG (app.py): a host parameter with the same name as a path parameter silently"
-    " overwrites it; the build should refuse it",
-    strict=True,
-)
 def test_a_host_parameter_named_like_a_path_parameter_fails_the_build() -> None:
     shards = Router(host="{id}.example.com")
     shards.get("/items/{id:int}")(lambda id: id)

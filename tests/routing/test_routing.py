@@ -400,11 +400,6 @@ def test_405_for_a_static_path() -> None:
         assert client.head("/form").status_code == 405
 
 
-@pytest.mark.xfail(
-    reason="BUG: App._route calls matcher.match(path) without the method, so the first leaf"
-    " that matches the path answers 405 even when another route matches path and method",
-    strict=True,
-)
 def test_a_route_for_the_method_is_found_past_a_leaf_without_it() -> None:
     app = App(debug=True)
     app.add_route("/users/me", lambda: "me")
@@ -571,11 +566,6 @@ def test_no_redirect_when_neither_form_exists() -> None:
         assert client.get("/").text == "home"
 
 
-@pytest.mark.xfail(
-    reason="BUG: the trailing-slash redirect builds Location from the decoded path, so an"
-    " encoded '?' (%3F) becomes a query separator and the redirect goes elsewhere",
-    strict=True,
-)
 def test_trailing_slash_redirect_keeps_encoded_characters_encoded() -> None:
     app = App(debug=True)
     app.add_route("/t/{name}", lambda name: name)
@@ -657,11 +647,6 @@ async def test_raw_scope_paths_as_a_server_decodes_them(path: str) -> None:
     assert status == 404
 
 
-@pytest.mark.xfail(
-    reason="BUG (testing/_transport.py): TestClient decodes the path with surrogateescape, so"
-    " '%ff' reaches the app as a lone surrogate (uvicorn gives U+FFFD) and echoing it is a 500",
-    strict=True,
-)
 def test_invalid_utf8_in_the_path_through_the_test_client() -> None:
     app = App(debug=True)
     app.add_route("/names/{name}", lambda name: name)

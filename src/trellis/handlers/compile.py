@@ -121,8 +121,13 @@ class Endpoint:
             sig = inspect.signature(fn)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"cannot read the signature of handler {where}: {exc}") from None
+        target: Any = fn
+        while isinstance(target, functools.partial):
+            target = target.func
+        if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
+            target = type(target).__call__
         try:
-            hints = typing.get_type_hints(fn, include_extras=False)
+            hints = typing.get_type_hints(target, include_extras=False)
         except Exception as exc:  # NameError for an annotation that cannot be resolved
             raise ConfigurationError(
                 f"handler {where}: cannot resolve its type annotations ({exc}); import the"

@@ -223,9 +223,7 @@ class Request:
         if raw is None:
             return None
         if not raw.isdigit():
-            raise BadRequestError(
-                f"Invalid Content-Length header: {raw.decode('latin-1')!r}",
-            )
+            raise BadRequestError(f"Invalid Content-Length header: {raw.decode('latin-1')!r}")
         digits = raw.lstrip(b"0") or b"0"
         # int() refuses more than 4300 digits (a 500); anything this long is over every limit.
         return int(digits) if len(digits) <= 18 else _HUGE
@@ -266,7 +264,7 @@ class Request:
         declared = self._declared_length()
         if limit is not None and declared is not None and declared > limit:
             raise PayloadTooLargeError(
-                f"Request body of {declared} bytes is larger than the limit of {limit}",
+                f"Request body of {declared} bytes is larger than the limit of {limit}"
             )
         received = 0
         while True:
@@ -278,7 +276,7 @@ class Request:
                     received += len(chunk)
                     if limit is not None and received > limit:
                         raise PayloadTooLargeError(
-                            f"Request body is larger than the limit of {limit} bytes",
+                            f"Request body is larger than the limit of {limit} bytes"
                         )
                     yield chunk
                 if not message.get("more_body", False):

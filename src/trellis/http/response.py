@@ -294,6 +294,11 @@ def _close_locked(close: Callable[[], object], lock: threading.Lock) -> None:
         close()
 
 
+def _log_close_error(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("closing a StreamingResponse iterator failed", exc_info=future.exception())
+
+
 class StreamingResponse(Response):
     """A response whose body comes from an iterator, sent as it is produced.
 
@@ -308,6 +313,9 @@ class StreamingResponse(Response):
     """
 
     __slots__ = ("content", "executor")
+
+    #: Longest wait, in seconds, for a sync iterator to be closed after the client left.
+    close_timeout: ClassVar[float] = 1.0
 
     def __init__(
         self,
@@ -377,13 +385,17 @@ class StreamingResponse(Response):
         finally:
             close = getattr(it, "close", None)
             if close is not None:
-                # In the pool too (its `finally` may block), after any next() still running.
+                # Closed in the pool too (its `finally` may block), after any next() still
+                # running there. Waiting for that is bounded: a generator blocked on its next
+                # item is closed when it returns, without holding up the end of the response.
                 try:
                     closing = loop.run_in_executor(self.executor, _close_locked, close, lock)
                 except RuntimeError:  # the pool is shut down: the app is stopping
                     pass
                 else:
-                    await asyncio.shield(closing)
+                    closing.add_done_callback(_log_close_error)
+                    # asyncio.wait neither raises the close's error (logged) nor cancels it.
+                    await asyncio.wait((closing,), timeout=self.close_timeout)
 
     async def _wait_disconnect(self, receive: Receive) -> None:
         while True:

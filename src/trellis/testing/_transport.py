@@ -16,7 +16,7 @@ def _scope(request: httpx.Request, root_path: str, client: tuple[str, int]) -> d
     path_bytes, _, query = raw_path.partition(b"?")
     from urllib.parse import unquote_to_bytes
 
-    path = unquote_to_bytes(path_bytes).decode("utf-8", "surrogateescape")
+    path = unquote_to_bytes(path_bytes).decode("utf-8", "replace")
     headers = [(k.lower(), v) for k, v in request.headers.raw]
     scheme = url.scheme
     port = url.port or {"http": 80, "https": 443}.get(scheme, 80)

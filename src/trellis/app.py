@@ -541,7 +541,11 @@ class App(Router):
                 exc = handler_exc
         accept = request.headers.get("accept")
         if isinstance(exc, HTTPError):
-            return error_response(exc, html_page=wants_html(accept), instance=request.path)
+            try:
+                return error_response(exc, html_page=wants_html(accept), instance=request.path)
+            except ValueError as render_exc:  # headers with CR/LF: refuse, report as a crash
+                render_exc.__context__ = exc
+                exc = render_exc
         request_id = _request_id(request.scope)
         log.error(
             "unhandled error in %s %s (request id %s)",

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
@@ -590,9 +590,13 @@ class Streamed:
 
 
 async def stream_until_disconnect(
-    app: App, *, chunks_before_disconnect: int = 2, method: str = "GET"
+    app: App,
+    *,
+    chunks_before_disconnect: int = 2,
+    method: str = "GET",
+    leave: Callable[[], Awaitable[object]] | None = None,
 ) -> list[Message]:
-    """Call ``app``; the client goes away after receiving a few body chunks."""
+    """Call ``app``; the client goes away after a few body chunks, or once ``leave()`` returns."""
     scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -617,7 +621,7 @@ async def stream_until_disconnect(
         if not body_sent:
             body_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        await gone.wait()
+        await (gone.wait() if leave is None else leave())
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
@@ -708,9 +712,12 @@ async def test_sync_generator_blocked_in_its_thread_does_not_hold_up_the_disconn
     release = threading.Event()
     events: list[str] = []
 
+    blocked = threading.Event()
+
     def waiting() -> Iterator[bytes]:
         try:
             yield b"first"
+            blocked.set()
             release.wait(5)  # waits for the next item, in its worker thread
             yield b"late"
         finally:
@@ -726,7 +733,7 @@ async def test_sync_generator_blocked_in_its_thread_does_not_hold_up_the_disconn
         return QuickToGiveUp(waiting())
 
     started = time.monotonic()
-    messages = await stream_until_disconnect(app, chunks_before_disconnect=1)
+    messages = await stream_until_disconnect(app, leave=lambda: asyncio.to_thread(blocked.wait, 5))
     assert time.monotonic() - started < 1
     assert [m.get("body") for m in messages[1:]] == [b"first"]
     assert events == []  # still waiting in its thread

@@ -271,7 +271,7 @@ def test_url_for_in_a_template_rendered_in_a_handler_keeps_the_root_path() -> No
         return app.templates.render("page.html", request)
 
     with TestClient(app, root_path="/site") as client:
-        assert client.get("/site/pages/1").text == "/site/pages/3"
+        assert client.get("/pages/1").text == "/site/pages/3"
 
 
 def test_request_url_for_keeps_the_root_path() -> None:
@@ -282,4 +282,4 @@ def test_request_url_for_keeps_the_root_path() -> None:
         return request.url_for("page", id=id + 1)
 
     with TestClient(app, root_path="/site") as client:
-        assert client.get("/site/pages/1").text == "/site/pages/2"
+        assert client.get("/pages/1").text == "/site/pages/2"

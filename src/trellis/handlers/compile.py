@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from trellis.exceptions import ConfigurationError
 from trellis.http import _json
 from trellis.http.request import ClientDisconnectedError, Request
-from trellis.http.response import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from trellis.http.response import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from trellis.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -251,6 +257,10 @@ class Endpoint:
                 max_upload_size=self.max_upload_size,
             )
             response = await self.app._error_response(request, exc)
+        if type(response) is not Response and isinstance(response, StreamingResponse):
+            if response.executor is None:
+                # Sync iterators run in the app's bounded pool, like sync handlers.
+                response.executor = self.app._executor
         try:
             if response is not None:
                 await response(scope, receive, send)

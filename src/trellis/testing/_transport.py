@@ -16,6 +16,9 @@ def _scope(request: httpx.Request, root_path: str, client: tuple[str, int]) -> d
     path_bytes, _, query = raw_path.partition(b"?")
     from urllib.parse import unquote_to_bytes
 
+    # As under uvicorn --root-path: the path (and raw_path) include the root path.
+    if root_path:
+        path_bytes = root_path.encode() + path_bytes
     path = unquote_to_bytes(path_bytes).decode("utf-8", "replace")
     headers = [(k.lower(), v) for k, v in request.headers.raw]
     scheme = url.scheme

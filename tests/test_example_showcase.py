@@ -69,7 +69,9 @@ def test_json_api_crud_and_errors(showcase: ModuleType) -> None:
         assert missing.headers["content-type"] == "application/problem+json"
         empty = client.post("/api/notes", json={"text": "  "})
         assert empty.status_code == 422
-        bad = client.post("/api/notes", content=b"{nope", headers={"content-type": "application/json"})
+        bad = client.post(
+            "/api/notes", content=b"{nope", headers={"content-type": "application/json"}
+        )
         assert bad.status_code == 400
 
 
@@ -107,17 +109,19 @@ def test_showcase_serves_over_http_with_live_events(tmp_path: pathlib.Path) -> N
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             assert time.monotonic() < deadline, "the showcase did not start in 20 s"
             time.sleep(0.1)
-        with httpx.Client(base_url=base, timeout=10) as client:
-            with client.stream("GET", "/events") as events:
-                assert events.headers["content-type"].startswith("text/event-stream")
-                posted = client.post("/api/notes", json={"text": "live!", "author": "t"})
-                assert posted.status_code == 201
-                seen = ""
-                for line in events.iter_lines():
-                    seen += line + "\n"
-                    if "live!" in line:
-                        break
-                assert "event: note" in seen
+        with (
+            httpx.Client(base_url=base, timeout=10) as client,
+            client.stream("GET", "/events") as events,
+        ):
+            assert events.headers["content-type"].startswith("text/event-stream")
+            posted = client.post("/api/notes", json={"text": "live!", "author": "t"})
+            assert posted.status_code == 201
+            seen = ""
+            for line in events.iter_lines():
+                seen += line + "\n"
+                if "live!" in line:
+                    break
+            assert "event: note" in seen
     finally:
         proc.terminate()
         try:

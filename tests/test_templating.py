@@ -209,7 +209,7 @@ def test_url_for_keeps_the_root_path(tmp_path: Path) -> None:
     app = url_app(tmp_path, template)
     (tmp_path / "static").mkdir()
     app.static("/static", str(tmp_path / "static"))
-    assert get(app, "/shop/", root_path="/shop").text == "/shop/posts/7 /shop/static/app.css /shop/"
+    assert get(app, "/", root_path="/shop").text == "/shop/posts/7 /shop/static/app.css /shop/"
 
 
 def test_url_for_unknown_route_is_an_error(tmp_path: Path) -> None:

@@ -252,14 +252,6 @@ def test_bodies_both_ways() -> None:
         assert client.get("/stream").content == b"abc"
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: testing/_transport.py _scope() leaves root_path out of scope['path'] and"
-        " scope['raw_path']; uvicorn (and App's own mounts) put it in, so a TestClient with"
-        " root_path cannot reach mounted apps"
-    ),
-    strict=True,
-)
 def test_root_path_reaches_mounted_apps() -> None:
     sub = App(debug=True)
 
@@ -274,13 +266,6 @@ def test_root_path_reaches_mounted_apps() -> None:
     assert response.status_code == 200
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: testing/_transport.py _scope() builds scope['path'] without root_path, unlike"
-        " uvicorn --root-path, so request.path differs between tests and production"
-    ),
-    strict=True,
-)
 def test_root_path_is_part_of_the_path_as_with_uvicorn() -> None:
     with TestClient(session_app(), root_path="/api") as client:
         data = client.get("/scope").json()

@@ -171,9 +171,7 @@ class App(Router):
         self._check_open("add_middleware")
         self._middleware.insert(0, (middleware, options))
 
-    def exception_handler(
-        self, exc_or_status: type[BaseException] | int
-    ) -> Callable[[F], F]:
+    def exception_handler(self, exc_or_status: type[BaseException] | int) -> Callable[[F], F]:
         """Decorator: handle an exception class (and subclasses) or an HTTP error status.
 
         The handler is called as ``handler(request, exc)`` and returns a response or a value
@@ -249,9 +247,9 @@ class App(Router):
     def build(self) -> None:
         """Compile routes, handlers and middleware; after this the app is frozen.
 
-        Called for you on start-up or on the first request. Every mistake that can be found
-        without a request (clashing routes, bad handler signatures, missing settings) raises
-        here.
+        Called for you on start-up or on the first request. Every mistake in how routes and
+        handlers are declared (clashing routes, bad signatures) raises here; the settings are
+        checked when serving starts (``startup()`` or the first request).
         """
         with self._lock:
             if self._built:
@@ -261,7 +259,6 @@ class App(Router):
 
     def _build(self) -> None:
         settings = self.settings
-        settings.check()
         from trellis.http.forms import FormLimits
 
         self._form_limits = FormLimits(
@@ -297,7 +294,8 @@ class App(Router):
             if clash:
                 raise ConfigurationError(
                     f"route {flat.path!r} ({flat.route.where}) and its host {flat.host!r} both"
-                    f" define the parameter(s) {', '.join(repr(n) for n in sorted(clash))}; rename one"
+                    f" define the parameter(s) {', '.join(repr(n) for n in sorted(clash))};"
+                    " rename one"
                 )
             names_for_route = template.param_names + host_names
             endpoint = compile_route(self, flat, names_for_route)
@@ -307,8 +305,12 @@ class App(Router):
             if flat.middleware:
                 asgi = _ErrorGuard(asgi, self)
             for method in sorted(flat.route.methods):
-                matcher.add(template, method, _Target(asgi, template.param_names, endpoint),
-                            f"{flat.route.where} ({method} {flat.path})")
+                matcher.add(
+                    template,
+                    method,
+                    _Target(asgi, template.param_names, endpoint),
+                    f"{flat.route.where} ({method} {flat.path})",
+                )
             existing = names.setdefault(flat.name, [])
             for other_template, other in existing:
                 if other.route.endpoint is not flat.route.endpoint and (
@@ -407,6 +409,7 @@ class App(Router):
                 await self._lifespan(scope, receive, send)
                 return
             self.build()
+            self.settings.check()
             stack = self._stack
             assert stack is not None
         await stack(scope, receive, send)
@@ -422,11 +425,10 @@ class App(Router):
             host = _host_of(scope)
             for group in self._hosts:
                 host_params = group.host.match(host)
-                if host_params is not None:
-                    if await self._route(
-                        scope, receive, send, path, group.matcher, group.mounts, host_params
-                    ):
-                        return
+                if host_params is not None and await self._route(
+                    scope, receive, send, path, group.matcher, group.mounts, host_params
+                ):
+                    return
         else:
             # PERF: a static path is one dict lookup; no match() call, no tuple, no params.
             leaf = self._static.get(path)
@@ -562,8 +564,14 @@ class App(Router):
     # -- lifespan --------------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Build the app, run start-up hooks and enter the lifespan (the server calls this)."""
+        """Build the app, run start-up hooks and enter the lifespan (the server calls this).
+
+        Raises:
+            ConfigurationError: the settings are not fit to serve (production without a
+                proper secret key ...), or a route or handler is declared wrongly.
+        """
         self.build()
+        self.settings.check()
         self._ensure_executor()
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
@@ -684,28 +692,27 @@ class App(Router):
         """Describe every route (method, path, name, handler, host), for ``trellis routes``."""
         if not self._built:
             self.build()
-        rows = []
-        for flat in self._routes:
-            for method in sorted(flat.route.methods):
-                rows.append(
-                    {
-                        "method": method,
-                        "path": flat.path,
-                        "name": flat.name,
-                        "handler": flat.route.where,
-                        "host": flat.host,
-                    }
-                )
-        for mount in self._mounts:
-            rows.append(
-                {
-                    "method": "*",
-                    "path": mount.path + "/...",
-                    "name": mount.name,
-                    "handler": type(mount.app).__name__,
-                    "host": mount.host,
-                }
-            )
+        rows = [
+            {
+                "method": method,
+                "path": flat.path,
+                "name": flat.name,
+                "handler": flat.route.where,
+                "host": flat.host,
+            }
+            for flat in self._routes
+            for method in sorted(flat.route.methods)
+        ]
+        rows += [
+            {
+                "method": "*",
+                "path": mount.path + "/...",
+                "name": mount.name,
+                "handler": type(mount.app).__name__,
+                "host": mount.host,
+            }
+            for mount in self._mounts
+        ]
         return rows
 
     # -- serving ---------------------------------------------------------------------------------
@@ -723,8 +730,13 @@ class App(Router):
             port: Port (default: the ``server_port`` setting, 8000).
             **options: Passed to ``trellis.server.serve`` (``log_level``, ``access_log`` ...).
         """
-        from trellis.server import serve
+        from trellis.server import cli_is_importing, serve
 
+        if cli_is_importing():
+            # `trellis run file.py` imports this module: the command serves the app itself,
+            # with the settings it was given, so do not switch debug on here.
+            serve(self)
+            return
         if "debug" not in self.settings.model_fields_set and not self._built:
             self.settings = self.settings.replace(debug=True)
             logging.getLogger("trellis").warning(
@@ -865,4 +877,3 @@ def _request_id(scope: Scope) -> str:
     if rid:
         return str(rid)
     return uuid.uuid4().hex
-

@@ -279,7 +279,9 @@ class Settings(BaseSettings):
         description="Uploaded files larger than this, in bytes, are spooled to a temporary file.",
     )
     max_form_field_size: ByteCount = Field(
-        default=1 * MiB, ge=1, description="Largest text field of a form, in bytes; larger gets 413."
+        default=1 * MiB,
+        ge=1,
+        description="Largest text field of a form, in bytes; larger gets 413.",
     )
     max_form_memory: ByteCount = Field(
         default=8 * MiB,

@@ -864,17 +864,9 @@ def test_json_body_of_streamed_lines() -> None:
     ]
 
 
-# --- known bugs outside the response module -------------------------------------------------
+# --- the error path and the thread pool ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG (app.py): App._error_response builds the error response outside any try, so an"
-        " HTTPError whose headers are refused (CR/LF) makes the error path itself raise: the"
-        " exception escapes the app instead of becoming a logged 500 with a request id"
-    ),
-    strict=True,
-)
 def test_http_error_with_an_injected_header_is_a_500() -> None:
     from trellis import HTTPError
 
@@ -891,14 +883,6 @@ def test_http_error_with_an_injected_header_is_a_500() -> None:
     assert "set-cookie" not in response.headers
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG (handlers/compile.py): a StreamingResponse's sync iterator runs in the event"
-        " loop's default executor, not in the app's bounded trellis-worker pool that sync"
-        " handlers use (Endpoint never sets response.executor)"
-    ),
-    strict=True,
-)
 def test_sync_stream_runs_in_the_app_thread_pool() -> None:
     names: list[str] = []
 

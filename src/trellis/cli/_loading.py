@@ -289,7 +289,7 @@ def _check_asgi(app: Any, where: str, factory: bool) -> None:
         kind = "a class" if inspect.isclass(app) else f"a {type(app).__name__}"
         raise AppLoadError(f"{where} is {kind}, not an ASGI application")
     call = app if inspect.isroutine(app) else type(app).__call__
-    if inspect.iscoroutinefunction(call):
+    if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(call):
         return
     hint = (
         "; if it is a factory, pass --factory or write it as " + where + "()"

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from trellis.cli._loading import TARGET_HELP, app_options, load_from_options
 from trellis.app import App
+from trellis.cli._loading import TARGET_HELP, app_options, load_from_options
 from trellis.exceptions import ConfigurationError, TrellisError
 
 _LEVELS = ("critical", "error", "warning", "info", "debug", "trace")

@@ -84,8 +84,8 @@ class Endpoint:
         "param_names",
         "path",
         "route",
-        "status_code",
         "status_bytes",
+        "status_code",
     )
 
     def __init__(self, app: App, flat: FlatRoute, param_names: tuple[str, ...]) -> None:
@@ -102,7 +102,7 @@ class Endpoint:
         # A route's own max_body_size covers uploads too; otherwise they get the upload limit.
         self.max_upload_size: int | None = opts.get(
             "max_upload_size",
-            opts["max_body_size"] if "max_body_size" in opts else app._max_upload_size,
+            opts.get("max_body_size", app._max_upload_size),
         )
         self.status_code: int | None = opts.get("status_code")
         self.before = tuple(flat.before)
@@ -126,7 +126,9 @@ class Endpoint:
         try:
             sig = inspect.signature(fn)
         except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"cannot read the signature of handler {where}: {exc}") from None
+            raise ConfigurationError(
+                f"cannot read the signature of handler {where}: {exc}"
+            ) from None
         target: Any = fn
         while isinstance(target, functools.partial):
             target = target.func
@@ -183,7 +185,9 @@ class Endpoint:
             return await hook(*args)
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()
-        out = await loop.run_in_executor(self.app._executor, functools.partial(ctx.run, hook, *args))
+        out = await loop.run_in_executor(
+            self.app._executor, functools.partial(ctx.run, hook, *args)
+        )
         if inspect.isawaitable(out):
             out = await out
         return out
@@ -202,6 +206,7 @@ class Endpoint:
         return await self._call_sync(self.fn, kwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the handler for one request and send its response."""
         request = (
             Request(
                 scope,
@@ -251,16 +256,15 @@ class Endpoint:
         except Exception as exc:
             if request is None:
                 request = Request(
-                scope,
-                receive,
-                max_body_size=self.max_body_size,
-                max_upload_size=self.max_upload_size,
-            )
+                    scope,
+                    receive,
+                    max_body_size=self.max_body_size,
+                    max_upload_size=self.max_upload_size,
+                )
             response = await self.app._error_response(request, exc)
-        if type(response) is not Response and isinstance(response, StreamingResponse):
-            if response.executor is None:
-                # Sync iterators run in the app's bounded pool, like sync handlers.
-                response.executor = self.app._executor
+        if isinstance(response, StreamingResponse) and response.executor is None:
+            # Sync iterators run in the app's bounded pool, like sync handlers.
+            response.executor = self.app._executor
         try:
             if response is not None:
                 await response(scope, receive, send)
@@ -313,4 +317,3 @@ def _takes_argument(fn: Callable[..., Any]) -> bool:
 def compile_route(app: App, flat: FlatRoute, param_names: tuple[str, ...]) -> Endpoint:
     """Compile ``flat`` into its endpoint (raises ``ConfigurationError`` for bad handlers)."""
     return Endpoint(app, flat, param_names)
-

@@ -12,7 +12,7 @@ __all__ = ["format_set_cookie", "parse_cookie_header"]
 # RFC 6265 token for names and cookie-octets for values: anything else (CR, LF, ';', ',',
 # spaces, quotes, backslash, non-ASCII) could split or smuggle header content, so it is refused.
 _NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VALUE_RE = re.compile(r'^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$')
+_VALUE_RE = re.compile(r"^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$")
 _ATTR_RE = re.compile(r"^[\x20-\x3A\x3C-\x7E]*$")
 
 

@@ -1,4 +1,4 @@
-"""Run the Python examples of ``docs/routing.md`` and ``docs/app.md``.
+"""Run the Python examples of the docs pages that have no example test of their own.
 
 Convention for these pages:
 
@@ -24,6 +24,13 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = ("routing.md", "app.md")
+# Pages with fewer examples, run the same way.
+OTHER_PAGES = (
+    "index.md",
+    "testing.md",
+    "middleware.md",
+    "forms-and-uploads.md",
+)
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -37,7 +44,7 @@ def _blocks(page: str) -> list[tuple[int, str, str]]:
 
 EXAMPLES = [
     pytest.param(page, line, code, id=f"{page}:{line}")
-    for page in PAGES
+    for page in PAGES + OTHER_PAGES
     for line, language, code in _blocks(page)
     if language == "python"
 ]

@@ -87,7 +87,16 @@ class QueryParams(MultiDict[str]):
             # like the %XX escapes, rather than as latin-1 mojibake.
             query = query.decode("utf-8", "replace")
         if isinstance(query, str):
-            super().__init__(parse_qsl(query, keep_blank_values=True, errors="replace"))
+            if "%" in query or "+" in query:
+                super().__init__(parse_qsl(query, keep_blank_values=True, errors="replace"))
+            else:
+                # PERF: nothing to decode, so split by hand (parse_qsl costs ~5x more).
+                pairs = []
+                for part in query.split("&"):
+                    if part:
+                        key, _, value = part.partition("=")
+                        pairs.append((key, value))
+                super().__init__(pairs)
         else:
             super().__init__(query)
 

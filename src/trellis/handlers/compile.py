@@ -74,6 +74,7 @@ class Endpoint:
         "app",
         "before",
         "dependencies",
+        "direct",
         "fn",
         "is_async",
         "max_body_size",
@@ -84,7 +85,7 @@ class Endpoint:
         "param_names",
         "path",
         "route",
-        "status_bytes",
+        "simple",
         "status_code",
     )
 
@@ -117,6 +118,9 @@ class Endpoint:
 
             self._request_var = current_request
             self.needs_request = True
+        # Decided once: which of the paths in __call__ this endpoint takes.
+        self.simple = not (self.before or self.after or self.dependencies or self._request_var)
+        self.direct = self.simple and self.mode == _NO_ARGS and self.is_async
 
     # -- compile ----------------------------------------------------------------------------
 
@@ -207,70 +211,65 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the handler for one request and send its response."""
-        request = (
-            Request(
-                scope,
-                receive,
-                max_body_size=self.max_body_size,
-                max_upload_size=self.max_upload_size,
-            )
-            if self.needs_request
-            else None
-        )
+        request: Request | None = None
         try:
-            if request is None:
-                # PERF: the common case, no hooks and no Request: call and write directly.
-                if self.mode == _NO_ARGS and self.is_async:
-                    result = await self.fn()
+            try:
+                if self.simple:
+                    # PERF: no hooks, dependencies or template binding: call the handler and,
+                    # for the common return types, write straight to ``send``.
+                    if self.direct:
+                        result = await self.fn()
+                    else:
+                        if self.needs_request:
+                            request = self._request(scope, receive)
+                        result = await self._invoke(scope, request)
+                    rtype = type(result)
+                    if rtype is str:
+                        body = result.encode()
+                        content_type = _TEXT_CT
+                    elif rtype is dict or rtype is list:
+                        body = _json.dumps(result)
+                        content_type = _JSON_CT
+                    else:
+                        body = None
+                    if body is not None:
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": self.status_code or 200,
+                                "headers": [
+                                    content_type,
+                                    (b"content-length", str(len(body)).encode()),
+                                ],
+                            }
+                        )
+                        await send({"type": "http.response.body", "body": body})
+                        return
+                    response = coerce_response(result, self.status_code)
                 else:
-                    result = await self._invoke(scope, None)
-                status = self.status_code
-                rtype = type(result)
-                if rtype is str:
-                    body = result.encode()
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": status or 200,
-                            "headers": [_TEXT_CT, (b"content-length", str(len(body)).encode())],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": body})
-                    return
-                if rtype is dict or rtype is list:
-                    body = _json.dumps(result)
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": status or 200,
-                            "headers": [_JSON_CT, (b"content-length", str(len(body)).encode())],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": body})
-                    return
-                response = coerce_response(result, status)
-            else:
-                response = await self._run_full(scope, request)
-        except ClientDisconnectedError:
-            return
-        except Exception as exc:
-            if request is None:
-                request = Request(
-                    scope,
-                    receive,
-                    max_body_size=self.max_body_size,
-                    max_upload_size=self.max_upload_size,
-                )
-            response = await self.app._error_response(request, exc)
-        if isinstance(response, StreamingResponse) and response.executor is None:
-            # Sync iterators run in the app's bounded pool, like sync handlers.
-            response.executor = self.app._executor
-        try:
-            if response is not None:
-                await response(scope, receive, send)
+                    request = self._request(scope, receive)
+                    response = await self._run_full(scope, request)
+            except ClientDisconnectedError:
+                return
+            except Exception as exc:
+                if request is None:
+                    request = self._request(scope, receive)
+                response = await self.app._error_response(request, exc)
+            if isinstance(response, StreamingResponse) and response.executor is None:
+                # Sync iterators run in the app's bounded pool, like sync handlers.
+                response.executor = self.app._executor
+            await response(scope, receive, send)
         finally:
             if request is not None and request._form is not None:
                 await request.close()
+
+    def _request(self, scope: Scope, receive: Receive) -> Request:
+        return Request(
+            scope,
+            receive,
+            max_body_size=self.max_body_size,
+            max_upload_size=self.max_upload_size,
+        )
 
     async def _run_full(self, scope: Scope, request: Request) -> Response:
         if self._request_var is None:

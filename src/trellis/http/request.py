@@ -306,6 +306,24 @@ class Request:
 
     async def _read(self, limit: int | None) -> bytes:
         if self._body is None:
+            if not self._stream_used and self._peeked is None and not self._disconnected:
+                # PERF: most bodies arrive in one message; read it without an async generator.
+                declared = self._declared_length()
+                if limit is not None and declared is not None and declared > limit:
+                    raise PayloadTooLargeError(
+                        f"Request body of {declared} bytes is larger than the limit of {limit}"
+                    )
+                message = await self._receive()
+                if message["type"] == "http.request" and not message.get("more_body", False):
+                    body: bytes = message.get("body", b"")
+                    if limit is not None and len(body) > limit:
+                        raise PayloadTooLargeError(
+                            f"Request body is larger than the limit of {limit} bytes"
+                        )
+                    self._stream_used = True
+                    self._body = body
+                    return body
+                self._peeked = message
             chunks = [chunk async for chunk in self._stream(limit)]
             self._body = b"".join(chunks)
         return self._body

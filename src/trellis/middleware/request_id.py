@@ -154,6 +154,8 @@ class RequestIDLogFilter:
     __slots__ = ()
 
     def filter(self, record: LogRecord) -> bool:
-        """Set ``record.request_id`` and keep the record."""
-        record.request_id = request_id_var.get() or "-"
+        """Set ``record.request_id`` (unless the call gave one) and keep the record."""
+        # An explicit ``extra={"request_id": ...}`` (the error log does this) wins.
+        if getattr(record, "request_id", None) in (None, "-"):
+            record.request_id = request_id_var.get() or "-"
         return True

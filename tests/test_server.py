@@ -219,10 +219,16 @@ def test_run_with_reload(tmp_path: Path) -> None:
     with ServerProcess(args, tmp_path) as server:
         url = f"http://127.0.0.1:{port}"
         assert server.get(url=url).text == "Hello from trellis run"
-        source.write_text(source.read_text().replace("from trellis run", "after a reload"))
+        changed = source.read_text().replace("from trellis run", "after a reload")
         deadline = time.monotonic() + TIMEOUT
+        attempt = 0
         while server.get(url=url).text != "Hello after a reload":
             assert time.monotonic() < deadline, server.stderr
+            # The watcher may start after the first write or miss it within one mtime tick:
+            # write again (each time a different comment) until the reload happens.
+            if attempt % 10 == 0:
+                source.write_text(changed + f"\n# change {attempt}\n")
+            attempt += 1
             time.sleep(0.1)
         assert server.stop() == 0
 

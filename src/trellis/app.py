@@ -24,6 +24,7 @@ from trellis.exceptions import (
     HTTPError,
     MethodNotAllowedError,
     NotFoundError,
+    RequestHeaderFieldsTooLargeError,
     RouteConflictError,
     URLBuildError,
 )
@@ -144,6 +145,7 @@ class App(Router):
         self._proxies: TrustedProxies | None = None
         self._form_limits: FormLimits | None = None
         self._max_body_size: int | None = settings.max_body_size
+        self._max_headers: int = settings.max_headers
         self._max_upload_size: int | None = settings.max_upload_size
         self.templates: Any = None
         self._template_sources: list[Any] = []
@@ -272,6 +274,8 @@ class App(Router):
             spool_threshold=settings.form_spool_threshold,
         )
         self._max_upload_size = settings.max_upload_size
+        self._max_body_size = settings.max_body_size
+        self._max_headers = settings.max_headers
         if settings.trusted_proxies:
             from trellis.http.proxy import TrustedProxies
 
@@ -413,6 +417,9 @@ class App(Router):
         if self._fast and scope["type"] == "http":
             # PERF: the common case inlined: no app middleware, a Host already accepted, a
             # static path. One frame less than going through the stack and _dispatch.
+            if len(scope["headers"]) > self._max_headers:
+                await self._too_many_headers(scope, receive, send)
+                return
             known = self._known_hosts
             if known is not None:
                 host: bytes | None = None
@@ -441,7 +448,19 @@ class App(Router):
             self.settings.check()
             stack = self._stack
             assert stack is not None
+        if scope["type"] == "http" and len(scope["headers"]) > self._max_headers:
+            await self._too_many_headers(scope, receive, send)
+            return
         await stack(scope, receive, send)
+
+    async def _too_many_headers(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._max_headers
+        # Only this many headers are looked at while answering: the rest may be hostile.
+        scope["headers"] = list(scope["headers"])[:limit]
+        error = RequestHeaderFieldsTooLargeError(
+            f"The request has more than {limit} headers (the max_headers setting)"
+        )
+        await self._send_error(scope, receive, send, error)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]

@@ -181,6 +181,7 @@ def _serve(
         # Report mistakes (clashing routes, a missing secret key ...) before taking the port,
         # as an exception rather than a log line.
         app.build()
+        app.settings.check()
         # A Trellis app always speaks lifespan: a failed start-up must stop the server.
         uvicorn_options.setdefault("lifespan", "on")
     uvicorn.run(

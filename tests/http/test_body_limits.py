@@ -503,3 +503,42 @@ def test_small_upload_to_the_real_server(server: Server) -> None:
                 yield b"x" * 1000
 
         assert client.post("/upload", content=body()).json() == {"size": 3000}
+
+
+def test_too_many_headers_is_a_431_problem() -> None:
+    app = App(debug=True, max_headers=20)
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return str(len(request.headers.raw))
+
+    with TestClient(app) as client:
+        assert client.get("/", headers={f"x-h{i}": "v" for i in range(5)}).status_code == 200
+        response = client.get("/", headers={f"x-h{i}": "v" for i in range(40)})
+    assert response.status_code == 431
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "more than 20 headers" in response.json()["detail"]
+
+
+def test_too_many_headers_is_refused_before_app_middleware() -> None:
+    seen: list[str] = []
+
+    class Spy:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            seen.append(scope["path"])
+            await self.app(scope, receive, send)
+
+    app = App(debug=True, max_headers=10)
+    app.add_middleware(Spy)
+
+    @app.get("/")
+    async def index() -> str:
+        return "ok"
+
+    with TestClient(app) as client:
+        assert client.get("/", headers={f"x-h{i}": "v" for i in range(30)}).status_code == 431
+        assert client.get("/").status_code == 200
+    assert seen == ["/"]

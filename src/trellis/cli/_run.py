@@ -121,6 +121,7 @@ def run_command(
     if isinstance(loaded.app, App):
         try:  # mistakes in the app are reported here, once, without a traceback
             loaded.app.build()
+            loaded.app.settings.check()
         except TrellisError as exc:
             raise click.ClickException(str(exc)) from None
     try:

@@ -668,7 +668,9 @@ class App(Router):
             await self.startup()
         except BaseException as exc:
             text = f"Trellis could not start: {type(exc).__name__}: {exc}"
-            logging.getLogger("trellis").error(text, exc_info=exc)
+            # A configuration mistake is explained by its message; a crash needs its traceback.
+            trace = None if isinstance(exc, ConfigurationError) else exc
+            logging.getLogger("trellis").error(text, exc_info=trace)
             await send({"type": "lifespan.startup.failed", "message": text})
             if not isinstance(exc, Exception):
                 raise

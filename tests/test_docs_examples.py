@@ -30,6 +30,7 @@ OTHER_PAGES = (
     "testing.md",
     "middleware.md",
     "forms-and-uploads.md",
+    "typed-handlers.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

@@ -148,6 +148,10 @@ class App(Router):
         self._max_headers: int = settings.max_headers
         self._max_upload_size: int | None = settings.max_upload_size
         self.templates: Any = None
+        #: Replace a dependency's provider, for tests: ``{get_db: get_test_db}``.
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._app_dependencies: dict[Callable[..., Any], Any] = {}
+        self._override_plans: dict[Callable[..., Any], Any] = {}
         self._template_sources: list[Any] = []
 
     # -- settings shortcuts -----------------------------------------------------------------
@@ -303,8 +307,11 @@ class App(Router):
                     f" define the parameter(s) {', '.join(repr(n) for n in sorted(clash))};"
                     " rename one"
                 )
-            names_for_route = template.param_names + host_names
-            endpoint = compile_route(self, flat, names_for_route)
+            path_types: dict[str, type | None] = {
+                name: template.converters[name].python_type for name in template.param_names
+            }
+            path_types.update(dict.fromkeys(host_names, str))
+            endpoint = compile_route(self, flat, path_types)
             asgi: ASGIApp = endpoint
             for mw in reversed(flat.middleware):
                 asgi = _build_middleware(mw, asgi)
@@ -688,6 +695,26 @@ class App(Router):
             await send({"type": "lifespan.shutdown.failed", "message": text})
             return
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _override_plan(self, provider: Callable[..., Any]) -> Any:
+        """The compiled plan of the override registered for ``provider`` (compiled once)."""
+        from trellis.handlers._plan import DependencyPlan, compile_plan
+        from trellis.handlers.params import Depends
+
+        override = self.dependency_overrides[provider]
+        cached = self._override_plans.get(provider)
+        if cached is not None and cached.provider is override:
+            return cached
+        plan = compile_plan(
+            override,
+            where=f"override {getattr(override, '__qualname__', repr(override))}",
+            path_params={},
+            app=self,
+            stack=(override,),
+        )
+        dep = DependencyPlan(Depends(override), plan)
+        self._override_plans[provider] = dep
+        return dep
 
     # -- URLs ------------------------------------------------------------------------------------
 

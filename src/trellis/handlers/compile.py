@@ -1,8 +1,9 @@
 """Turn a declared route into an endpoint: an ASGI callable specialised once, at start-up.
 
 Per request the endpoint only runs what its handler needs: handlers without parameters skip
-extraction, routes without hooks skip the hook loops, and the common return types (``str``,
-``dict``, ``list``) are written straight to the ASGI ``send`` with pre-encoded headers.
+extraction, handlers that take only path values get them as they are, routes without hooks skip
+the hook loops, and the common return types (``str``, ``dict``, ``list``, a declared model) are
+written straight to the ASGI ``send`` with pre-encoded headers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from trellis.exceptions import ConfigurationError
+from trellis.handlers._plan import (
+    DependencyPlan,
+    Plan,
+    RequestValidationError,
+    _Context,
+    _hints,
+    compile_plan,
+)
+from trellis.handlers.params import Depends
 from trellis.http import _json
 from trellis.http.request import ClientDisconnectedError, Request
 from trellis.http.response import (
@@ -35,8 +45,6 @@ __all__ = ["Endpoint", "coerce_response", "compile_route"]
 
 _TEXT_CT = (b"content-type", b"text/plain; charset=utf-8")
 _JSON_CT = (b"content-type", b"application/json")
-_NO_CONTENT_START = {"type": "http.response.start", "status": 204, "headers": []}
-_EMPTY_BODY = {"type": "http.response.body", "body": b""}
 
 # How the handler is called
 _NO_ARGS = 0  # fn()
@@ -68,13 +76,13 @@ class Endpoint:
     """The compiled form of one route for one method: an ASGI callable."""
 
     __slots__ = (
-        "_kw",
         "_request_var",
         "after",
         "app",
         "before",
         "dependencies",
         "direct",
+        "encoder",
         "fn",
         "is_async",
         "max_body_size",
@@ -84,33 +92,44 @@ class Endpoint:
         "needs_request",
         "param_names",
         "path",
+        "plan",
         "route",
         "simple",
         "status_code",
     )
 
-    def __init__(self, app: App, flat: FlatRoute, param_names: tuple[str, ...]) -> None:
+    def __init__(self, app: App, flat: FlatRoute, path_types: dict[str, type | None]) -> None:
         self.app = app
         self.route = flat
         self.fn = flat.route.endpoint
         self.name = flat.name
         self.path = flat.path
-        self.param_names = param_names
+        self.param_names = tuple(path_types)
         self.is_async = _is_async_callable(self.fn)
         opts = flat.route.options
-        default_limit = app._max_body_size
-        self.max_body_size: int | None = opts.get("max_body_size", default_limit)
+        self.max_body_size: int | None = opts.get("max_body_size", app._max_body_size)
         # A route's own max_body_size covers uploads too; otherwise they get the upload limit.
         self.max_upload_size: int | None = opts.get(
-            "max_upload_size",
-            opts.get("max_body_size", app._max_upload_size),
+            "max_upload_size", opts.get("max_body_size", app._max_upload_size)
         )
         self.status_code: int | None = opts.get("status_code")
         self.before = tuple(flat.before)
         self.after = tuple(flat.after)
-        self.dependencies = tuple((dep, _takes_argument(dep)) for dep in flat.dependencies)
-        self._kw: tuple[tuple[str, int], ...] = ()
-        self.mode, self.needs_request = self._plan(param_names)
+        where = flat.route.where
+        localns = flat.route.localns
+        self.plan: Plan = compile_plan(
+            self.fn,
+            where=f"handler {where} for {flat.path!r}",
+            path_params=path_types,
+            app=app,
+            localns=localns,
+        )
+        self.dependencies: tuple[DependencyPlan, ...] = tuple(
+            _router_dependency(dep, path_types, app, where) for dep in flat.dependencies
+        )
+        self.encoder = _response_encoder(self.fn, opts, where, localns)
+        self.mode = self._mode()
+        self.needs_request = self.mode == _PLAN or bool(self.before or self.after)
         # With templates configured, render() finds the request through a context variable.
         self._request_var: contextvars.ContextVar[Any] | None = None
         if app.templates is not None:
@@ -119,61 +138,23 @@ class Endpoint:
             self._request_var = current_request
             self.needs_request = True
         # Decided once: which of the paths in __call__ this endpoint takes.
-        self.simple = not (self.before or self.after or self.dependencies or self._request_var)
+        self.simple = not (self.before or self.after or self._request_var)
         self.direct = self.simple and self.mode == _NO_ARGS and self.is_async
 
-    # -- compile ----------------------------------------------------------------------------
-
-    def _plan(self, param_names: tuple[str, ...]) -> tuple[int, bool]:
-        fn = self.fn
-        where = self.route.route.where
-        try:
-            sig = inspect.signature(fn)
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(
-                f"cannot read the signature of handler {where}: {exc}"
-            ) from None
-        target: Any = fn
-        while isinstance(target, functools.partial):
-            target = target.func
-        if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
-            target = type(target).__call__
-        try:
-            hints = typing.get_type_hints(target, include_extras=False)
-        except Exception as exc:  # NameError for an annotation that cannot be resolved
-            raise ConfigurationError(
-                f"handler {where}: cannot resolve its type annotations ({exc}); import the"
-                " names used in annotations at module level"
-            ) from None
-        kw: list[tuple[str, int]] = []  # (name, source) source 0: path param, 1: request
-        for p in sig.parameters.values():
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
-            ann = hints.get(p.name)
-            if ann is not None and isinstance(ann, type) and issubclass(ann, Request):
-                kw.append((p.name, 1))
-            elif p.name in param_names:
-                kw.append((p.name, 0))
-            elif p.name == "request" and ann is None:
-                kw.append((p.name, 1))
-            elif p.default is not p.empty:
-                continue
-            else:
-                raise ConfigurationError(
-                    f"handler {where} for {self.path!r}: parameter {p.name!r} is not a path"
-                    f" parameter (the path has {', '.join(param_names) or 'none'}) and has no"
-                    " default; rename it to match the path, give it a default, or annotate it"
-                    " as Request"
-                )
-        self._kw = tuple(kw)
-        needs_request = any(src == 1 for _, src in kw) or bool(
-            self.before or self.after or self.dependencies
-        )
-        if not kw:
-            return _NO_ARGS, needs_request
-        if all(src == 0 for _, src in kw) and len(kw) == len(param_names):
-            return _PATH_ONLY, needs_request
-        return _PLAN, needs_request
+    def _mode(self) -> int:
+        plan = self.plan
+        if self.dependencies:
+            return _PLAN
+        if not plan.fields:
+            return _NO_ARGS
+        names = set(self.param_names)
+        if (
+            plan.simple_path
+            and {f.name for f in plan.fields} == names
+            and all(f.name == f.alias for f in plan.fields)
+        ):
+            return _PATH_ONLY
+        return _PLAN
 
     # -- run --------------------------------------------------------------------------------
 
@@ -184,7 +165,7 @@ class Endpoint:
         return await loop.run_in_executor(self.app._executor, call)
 
     async def _run_hook(self, hook: Callable[..., Any], *args: Any) -> Any:
-        # Sync hooks and dependencies run in the thread pool too: they may block (a database).
+        # Sync hooks run in the thread pool too: they may block (a database).
         if _is_async_callable(hook):
             return await hook(*args)
         loop = asyncio.get_running_loop()
@@ -196,15 +177,19 @@ class Endpoint:
             out = await out
         return out
 
-    async def _invoke(self, scope: Scope, request: Request | None) -> Any:
+    async def _invoke(self, scope: Scope, ctx: _Context | None) -> Any:
         mode = self.mode
         if mode == _NO_ARGS:
             kwargs: dict[str, Any] = {}
         elif mode == _PATH_ONLY:
             kwargs = scope["path_params"]
         else:
-            params = scope.get("path_params") or {}
-            kwargs = {name: (params[name] if src == 0 else request) for name, src in self._kw}
+            assert ctx is not None
+            for dep in self.dependencies:
+                await ctx.dependency(dep)
+            kwargs = await self.plan.resolve(ctx)
+            if ctx.errors:
+                raise RequestValidationError(ctx.errors)
         if self.is_async:
             return await self.fn(**kwargs)
         return await self._call_sync(self.fn, kwargs)
@@ -212,26 +197,31 @@ class Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the handler for one request and send its response."""
         request: Request | None = None
+        ctx: _Context | None = None
+        failure: BaseException | None = None
         try:
             try:
+                if self.needs_request:
+                    request = self._request(scope, receive)
+                    if self.mode == _PLAN:
+                        ctx = _Context(self.app, request, scope.get("path_params") or {})
                 if self.simple:
-                    # PERF: no hooks, dependencies or template binding: call the handler and,
-                    # for the common return types, write straight to ``send``.
-                    if self.direct:
-                        result = await self.fn()
-                    else:
-                        if self.needs_request:
-                            request = self._request(scope, receive)
-                        result = await self._invoke(scope, request)
-                    rtype = type(result)
-                    if rtype is str:
-                        body = result.encode()
-                        content_type = _TEXT_CT
-                    elif rtype is dict or rtype is list:
-                        body = _json.dumps(result)
+                    # PERF: no hooks or template binding: call the handler and, for the common
+                    # return types, write straight to ``send``.
+                    result = await self.fn() if self.direct else await self._invoke(scope, ctx)
+                    if self.encoder is not None and not isinstance(result, Response):
+                        body = self.encoder(result)
                         content_type = _JSON_CT
                     else:
-                        body = None
+                        rtype = type(result)
+                        if rtype is str:
+                            body = result.encode()
+                            content_type = _TEXT_CT
+                        elif rtype is dict or rtype is list:
+                            body = _json.dumps(result)
+                            content_type = _JSON_CT
+                        else:
+                            body = None
                     if body is not None:
                         await send(
                             {
@@ -247,11 +237,13 @@ class Endpoint:
                         return
                     response = coerce_response(result, self.status_code)
                 else:
-                    request = self._request(scope, receive)
-                    response = await self._run_full(scope, request)
-            except ClientDisconnectedError:
+                    assert request is not None
+                    response = await self._run_full(scope, request, ctx)
+            except ClientDisconnectedError as exc:
+                failure = exc
                 return
             except Exception as exc:
+                failure = exc
                 if request is None:
                     request = self._request(scope, receive)
                 response = await self.app._error_response(request, exc)
@@ -260,6 +252,9 @@ class Endpoint:
                 response.executor = self.app._executor
             await response(scope, receive, send)
         finally:
+            if ctx is not None and ctx.cleanups:
+                # Generator dependencies finish after the response, and see the handler's error.
+                await ctx.close(failure)
             if request is not None and request._form is not None:
                 await request.close()
 
@@ -271,31 +266,101 @@ class Endpoint:
             max_upload_size=self.max_upload_size,
         )
 
-    async def _run_full(self, scope: Scope, request: Request) -> Response:
+    async def _run_full(self, scope: Scope, request: Request, ctx: _Context | None) -> Response:
         if self._request_var is None:
-            return await self._run_steps(scope, request)
+            return await self._run_steps(scope, request, ctx)
         token = self._request_var.set(request)
         try:
-            return await self._run_steps(scope, request)
+            return await self._run_steps(scope, request, ctx)
         finally:
             self._request_var.reset(token)
 
-    async def _run_steps(self, scope: Scope, request: Request) -> Response:
+    async def _run_steps(self, scope: Scope, request: Request, ctx: _Context | None) -> Response:
         result: Any = None
         for hook in self.before:
             result = await self._run_hook(hook, request)
             if result is not None:
                 break
         else:
-            for dep, takes_request in self.dependencies:
-                await (self._run_hook(dep, request) if takes_request else self._run_hook(dep))
-            result = await self._invoke(scope, request)
-        response = coerce_response(result, self.status_code)
+            result = await self._invoke(scope, ctx)
+        if self.encoder is not None and not isinstance(result, Response) and result is not None:
+            response: Response = Response(
+                self.encoder(result), self.status_code or 200, media_type="application/json"
+            )
+        else:
+            response = coerce_response(result, self.status_code)
         for hook in self.after:
             out = await self._run_hook(hook, request, response)
             if out is not None:
                 response = coerce_response(out)
         return response
+
+
+def _router_dependency(
+    dep: Any, path_types: dict[str, type | None], app: App, where: str
+) -> DependencyPlan:
+    marker = dep if isinstance(dep, Depends) else Depends(dep)
+    provider = marker.provider
+    plan = compile_plan(
+        provider,
+        where=f"dependency {getattr(provider, '__qualname__', repr(provider))} of {where}",
+        path_params=path_types,
+        app=app,
+        stack=(provider,),
+    )
+    return DependencyPlan(marker, plan)
+
+
+_NO_ENCODER_TYPES: tuple[Any, ...] = (None, type(None), Any, object, str, bytes, dict, list)
+
+
+def _response_encoder(
+    fn: Callable[..., Any], opts: dict[str, Any], where: str, localns: dict[str, Any] | None
+) -> Callable[[Any], bytes] | None:
+    """The JSON encoder the declared return type asks for, or ``None`` (plain coercion).
+
+    Values are validated against the declared type (from attributes too, so ORM objects work)
+    and serialised by it: a field the type does not declare never leaves the server.
+    """
+    if "response_model" in opts:
+        declared = opts["response_model"]
+    else:
+        declared = _hints(fn, f"handler {where}", localns).get("return", inspect.Signature.empty)
+    if declared is inspect.Signature.empty or declared in _NO_ENCODER_TYPES:
+        return None
+    origin = typing.get_origin(declared)
+    if isinstance(declared, type) and issubclass(declared, Response):
+        return None
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Response):
+        return None
+    if origin in (dict, list) and all(
+        a in (str, int, float, bool, Any, object) for a in typing.get_args(declared)
+    ):
+        return None  # plain JSON data: nothing to filter, orjson writes it directly
+    if typing.get_origin(declared) is typing.Union and any(
+        isinstance(a, type) and issubclass(a, Response) for a in typing.get_args(declared)
+    ):
+        return None
+    from pydantic import TypeAdapter
+
+    try:
+        adapter: Any = TypeAdapter(declared)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"handler {where}: its return type {declared!r} cannot be serialised"
+            f" ({type(exc).__name__}: {exc}); declare a pydantic model, dataclass, TypedDict or"
+            " standard type, or pass response_model=None"
+        ) from None
+    exact = declared if isinstance(declared, type) else None
+    dump = adapter.dump_json
+    validate = adapter.validate_python
+
+    def encode(result: Any) -> bytes:
+        if exact is not None and type(result) is exact:
+            return dump(result)  # type: ignore[no-any-return]
+        return dump(validate(result, from_attributes=True))  # type: ignore[no-any-return]
+
+    return encode
 
 
 def _is_async_callable(fn: Any) -> bool:
@@ -306,13 +371,12 @@ def _is_async_callable(fn: Any) -> bool:
     )
 
 
-def _takes_argument(fn: Callable[..., Any]) -> bool:
-    try:
-        return bool(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return False
+def compile_route(app: App, flat: FlatRoute, path_types: dict[str, type | None]) -> Endpoint:
+    """Compile ``flat`` into its endpoint (raises ``ConfigurationError`` for bad handlers).
 
-
-def compile_route(app: App, flat: FlatRoute, param_names: tuple[str, ...]) -> Endpoint:
-    """Compile ``flat`` into its endpoint (raises ``ConfigurationError`` for bad handlers)."""
-    return Endpoint(app, flat, param_names)
+    Args:
+        app: The application.
+        flat: The route with its routers' settings folded in.
+        path_types: The path (and host) parameters and the type their converter produces.
+    """
+    return Endpoint(app, flat, path_types)

@@ -338,20 +338,30 @@ class Request:
             PayloadTooLargeError: the body is larger than either limit (413).
         """
         if self._json is _UNSET:
-            limit = self._body_limit()
-            json_limit = self._json_limit()
-            if json_limit is not None and (limit is None or json_limit < limit):
-                limit = json_limit
-            if self._body is not None and limit is not None and len(self._body) > limit:
-                raise PayloadTooLargeError(
-                    detail=f"JSON body is larger than the limit of {limit} bytes"
-                )
-            body = await self._read(limit)
+            body = await self.json_body()
             try:
                 self._json = _json.loads(body)
             except ValueError as exc:
                 raise BadRequestError(detail=f"Invalid JSON body: {exc}") from None
         return self._json
+
+    async def json_body(self) -> bytes:
+        """Return the raw body, held to ``max_json_size`` as well as ``max_body_size``.
+
+        For validating JSON straight from the bytes (typed body parameters do this).
+
+        Raises:
+            PayloadTooLargeError: the body is larger than either limit (413).
+        """
+        limit = self._body_limit()
+        json_limit = self._json_limit()
+        if json_limit is not None and (limit is None or json_limit < limit):
+            limit = json_limit
+        if self._body is not None and limit is not None and len(self._body) > limit:
+            raise PayloadTooLargeError(
+                detail=f"JSON body is larger than the limit of {limit} bytes"
+            )
+        return await self._read(limit)
 
     async def form(self, limits: FormLimits | None = None) -> FormData:
         """Return the parsed form (urlencoded or multipart); uploads are spooled to disk.

@@ -48,6 +48,9 @@ class Converter:
     regex: ClassVar[str] = "[^/]+"
     matches_slash: ClassVar[bool] = False
     priority: ClassVar[int] = 10
+    #: The type ``to_python`` returns, when known: a handler parameter annotated with it needs
+    #: no further validation.
+    python_type: ClassVar[type | None] = None
 
     def __init__(self) -> None:
         self.pattern = re.compile(self.regex)
@@ -64,6 +67,8 @@ class Converter:
 class StringConverter(Converter):
     """``{name}`` or ``{name:str}``: one non-empty path segment."""
 
+    python_type = str
+
     priority = 0
 
     def to_url(self, value: Any) -> str:
@@ -76,6 +81,8 @@ class StringConverter(Converter):
 
 class IntConverter(Converter):
     """``{name:int}``: a non-negative decimal integer."""
+
+    python_type = int
 
     regex = "[0-9]+"
     priority = 30
@@ -93,6 +100,8 @@ class IntConverter(Converter):
 class FloatConverter(Converter):
     """``{name:float}``: a non-negative decimal number (``3`` or ``3.14``)."""
 
+    python_type = float
+
     regex = r"[0-9]+(?:\.[0-9]+)?"
     priority = 25
 
@@ -109,12 +118,16 @@ class FloatConverter(Converter):
 class SlugConverter(Converter):
     """``{name:slug}``: ASCII letters, digits, hyphens and underscores."""
 
+    python_type = str
+
     regex = "[-a-zA-Z0-9_]+"
     priority = 15
 
 
 class UUIDConverter(Converter):
     """``{name:uuid}``: a UUID in its canonical 8-4-4-4-12 hex form; gives ``uuid.UUID``."""
+
+    python_type = uuid.UUID
 
     regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     priority = 40
@@ -125,6 +138,8 @@ class UUIDConverter(Converter):
 
 class PathConverter(Converter):
     """``{name:path}``: the rest of the path, slashes included (must end the route path)."""
+
+    python_type = str
 
     regex = ".*"
     matches_slash = True

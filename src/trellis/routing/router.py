@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ class Route:
     dependencies: tuple[Any, ...] = ()
     tags: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    #: The names visible where the handler was declared, for annotations that refer to local
+    #: classes or providers (a handler defined inside a function or a test).
+    localns: dict[str, Any] | None = None
 
     @property
     def where(self) -> str:
@@ -243,7 +247,14 @@ class Router:
         self, path: str, methods: Iterable[str] | None, options: dict[str, Any]
     ) -> Callable[[F], F]:
         def decorator(fn: F) -> F:
+            before = len(self.routes)
             self.add_route(path, fn, methods, **options)
+            # The caller's locals resolve annotations naming local types and providers.
+            caller = sys._getframe(1)
+            if caller.f_code.co_name != "<module>":
+                localns = dict(caller.f_locals)
+                for route in self.routes[before:]:
+                    route.localns = localns
             return fn
 
         return decorator

@@ -1,13 +1,13 @@
-"""Trellis: path/query params converted by hand (like Falcon/Starlette), pydantic body.
+"""Trellis: typed handlers, as a user writes them.
 
-The typed-parameter layer (``limit: int = 10`` in the signature) is not used yet: ``user_id``
-is a plain ``{user_id}`` segment converted with ``int()`` so that ``/users/abc`` answers 422
-(``{user_id:int}`` would not match it and answer 404, like Litestar's and Sanic's typed routes).
+``user_id`` and ``limit`` are read from the path and the query string and validated from the
+type hints (``/users/abc`` and ``?limit=x`` answer 422); the body is validated into ``Item``
+straight from the raw bytes, and the return type serialises the answer.
 """
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from trellis import App, HTTPError, Request
+from trellis import App
 
 SECRET_KEY = "bench-" + "x" * 40  # production mode (debug off) requires a secret key
 
@@ -32,26 +32,10 @@ async def json() -> dict[str, str]:
 
 
 @app.get("/users/{user_id}")
-async def users(user_id: str, request: Request) -> dict[str, int]:
-    raw_limit = request.query.get("limit")
-    try:
-        uid = int(user_id)
-        limit = 10 if raw_limit is None else int(raw_limit)
-    except ValueError:
-        raise HTTPError(422, "user_id and limit must be integers") from None
-    return {"user_id": uid, "limit": limit}
+async def users(user_id: int, limit: int = 10) -> dict[str, int]:
+    return {"user_id": user_id, "limit": limit}
 
 
 @app.post("/items")
-async def items(request: Request) -> dict[str, object]:
-    try:
-        item = Item.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise HTTPError(
-            422,
-            "invalid item",
-            extra={
-                "errors": exc.errors(include_url=False, include_context=False, include_input=False)
-            },
-        ) from None
-    return item.model_dump()
+async def items(item: Item) -> Item:
+    return item

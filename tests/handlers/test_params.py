@@ -241,3 +241,68 @@ def test_unknown_annotation_fails_at_start_up_naming_handler_and_parameter() -> 
         app.build()
     assert "index" in str(info.value)
     assert "'thing'" in str(info.value)
+
+
+def test_defaults_optionals_and_depends_as_default_value() -> None:
+    from trellis.handlers.params import Depends
+
+    def get_prefix() -> str:
+        return ">"
+
+    app = make_app()
+
+    @app.get("/opt")
+    def opt(  # a sync handler: same plan, run in the thread pool
+        n: int | None = None,
+        tags: list[str] = [],  # noqa: B006
+        prefix: str = Depends(get_prefix),  # noqa: B008
+    ) -> dict[str, object]:
+        return {"n": n, "tags": tags, "prefix": prefix}
+
+    with TestClient(app) as client:
+        assert client.get("/opt").json() == {"n": None, "tags": [], "prefix": ">"}
+        assert client.get("/opt?n=3&tags=a&tags=b").json() == {
+            "n": 3,
+            "tags": ["a", "b"],
+            "prefix": ">",
+        }
+        assert client.get("/opt?n=").status_code == 422
+
+
+def test_wrong_types_in_every_location_are_all_reported() -> None:
+    app = make_app()
+
+    @app.post("/all/{pid}")
+    async def everything(
+        pid: int,
+        q: int,
+        h: Annotated[int, Header(alias="x-num")],
+        c: Annotated[int, Cookie()],
+        item: Item,
+    ) -> None:
+        return None
+
+    with TestClient(app) as client:
+        client.cookies.set("c", "nope")
+        response = client.post("/all/x?q=y", headers={"x-num": "z"}, json={"name": 1, "price": "p"})
+    assert response.status_code == 422
+    assert [e["loc"][0] for e in response.json()["errors"]] == [
+        "path",
+        "query",
+        "header",
+        "cookie",
+        "body",
+        "body",
+    ]
+
+
+def test_huge_json_body_is_413_before_validation() -> None:
+    app = App(debug=True, max_json_size=1000)
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    with TestClient(app) as client:
+        big = {"name": "x" * 5000, "price": 1, "tags": []}
+        assert client.post("/items", json=big).status_code == 413

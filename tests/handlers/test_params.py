@@ -255,7 +255,7 @@ def test_defaults_optionals_and_depends_as_default_value() -> None:
     def opt(  # a sync handler: same plan, run in the thread pool
         n: int | None = None,
         tags: list[str] = [],  # noqa: B006
-        prefix: str = Depends(get_prefix),  # noqa: B008
+        prefix: str = Depends(get_prefix),
     ) -> dict[str, object]:
         return {"n": n, "tags": tags, "prefix": prefix}
 

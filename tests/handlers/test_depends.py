@@ -200,3 +200,27 @@ def test_dependency_input_errors_are_422() -> None:
         bad = client.get("/?page=x")
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["loc"] == ["query", "page"]
+
+
+def test_class_based_views_get_typed_parameters_and_dependencies() -> None:
+    from trellis import View
+
+    def get_store() -> dict[int, str]:
+        return {1: "one", 2: "two"}
+
+    app = App(debug=True)
+
+    @app.route("/things/{thing_id:int}")
+    class ThingView(View):
+        async def get(
+            self,
+            thing_id: int,
+            store: Annotated[dict[int, str], Depends(get_store)],
+            upper: bool = False,
+        ) -> dict[str, str]:
+            name = store.get(thing_id, "?")
+            return {"name": name.upper() if upper else name}
+
+    with TestClient(app) as client:
+        assert client.get("/things/2?upper=true").json() == {"name": "TWO"}
+        assert client.get("/things/1?upper=maybe").status_code == 422

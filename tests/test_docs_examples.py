@@ -31,6 +31,7 @@ OTHER_PAGES = (
     "middleware.md",
     "forms-and-uploads.md",
     "typed-handlers.md",
+    "websockets.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

@@ -28,7 +28,13 @@ from trellis.exceptions import (
     RouteConflictError,
     URLBuildError,
 )
-from trellis.handlers.compile import Endpoint, coerce_response, compile_route
+from trellis.handlers.compile import (
+    Endpoint,
+    WebSocketEndpoint,
+    coerce_response,
+    compile_route,
+    compile_websocket_route,
+)
 from trellis.http.errors import error_response, server_error_response, wants_html
 from trellis.http.request import Request
 from trellis.http.response import RedirectResponse, Response
@@ -55,7 +61,12 @@ class _Target:
 
     __slots__ = ("asgi", "endpoint", "param_names")
 
-    def __init__(self, asgi: ASGIApp, param_names: tuple[str, ...], endpoint: Endpoint | None):
+    def __init__(
+        self,
+        asgi: ASGIApp,
+        param_names: tuple[str, ...],
+        endpoint: Endpoint | WebSocketEndpoint | None,
+    ):
         self.asgi = asgi
         self.param_names = param_names
         self.endpoint = endpoint
@@ -141,6 +152,7 @@ class App(Router):
         self._names: dict[str, list[tuple[PathTemplate, FlatRoute]]] = {}
         self._mount_names: dict[str, FlatMount] = {}
         self._routes: list[FlatRoute] = []
+        self._endpoints: list[Endpoint | WebSocketEndpoint] = []
         self._executor: ThreadPoolExecutor | None = None
         self._proxies: TrustedProxies | None = None
         self._form_limits: FormLimits | None = None
@@ -148,6 +160,9 @@ class App(Router):
         self._max_headers: int = settings.max_headers
         self._max_upload_size: int | None = settings.max_upload_size
         self.templates: Any = None
+        self._openapi: dict[str, Any] | None = None
+        #: Title, version and description of the API document (``app.openapi()``).
+        self.openapi_info: dict[str, Any] = {"title": "Trellis API", "version": "0.1.0"}
         #: Replace a dependency's provider, for tests: ``{get_db: get_test_db}``.
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._app_dependencies: dict[Callable[..., Any], Any] = {}
@@ -311,7 +326,12 @@ class App(Router):
                 name: template.converters[name].python_type for name in template.param_names
             }
             path_types.update(dict.fromkeys(host_names, str))
-            endpoint = compile_route(self, flat, path_types)
+            endpoint = (
+                compile_websocket_route(self, flat, path_types)
+                if "WEBSOCKET" in flat.route.methods
+                else compile_route(self, flat, path_types)
+            )
+            self._endpoints.append(endpoint)
             asgi: ASGIApp = endpoint
             for mw in reversed(flat.middleware):
                 asgi = _build_middleware(mw, asgi)
@@ -505,12 +525,12 @@ class App(Router):
         host_params: dict[str, str] | None,
         final: bool = False,
     ) -> bool:
-        found = matcher.match(path, scope["method"] if scope["type"] == "http" else None)
+        is_http = scope["type"] == "http"
+        method = scope["method"] if is_http else "WEBSOCKET"
+        found = matcher.match(path, method)
         if found is not None:
             leaf, values = found
-            target = leaf.targets.get(scope.get("method", "GET"))
-            if scope["type"] != "http":
-                target = None
+            target = leaf.targets.get(method)
             if target is not None:
                 if values or host_params:
                     params = dict(zip(target.param_names, values, strict=False))
@@ -519,8 +539,8 @@ class App(Router):
                     scope["path_params"] = params
                 await target.asgi(scope, receive, send)
                 return True
-            if scope["type"] == "http":
-                allowed = [m for m in leaf.allow.split(", ") if m]
+            if is_http and leaf.allow:
+                allowed = leaf.allow.split(", ")
                 await self._send_error(scope, receive, send, MethodNotAllowedError(allowed))
                 return True
         for mount in mounts:
@@ -552,7 +572,9 @@ class App(Router):
                 return True
             await self._send_error(scope, receive, send, NotFoundError())
         else:
-            await send({"type": "websocket.close", "code": 1000})
+            from trellis.websockets import WebSocket
+
+            await WebSocket(scope, receive, send).deny(404, "No websocket route here")
         return True
 
     async def _send_error(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
@@ -765,6 +787,24 @@ class App(Router):
             url += "#" + quote(str(anchor))
         return url
 
+    @property
+    def endpoints(self) -> tuple[Endpoint | WebSocketEndpoint, ...]:
+        """The compiled endpoints (route, handler, parameter plan), built on first access."""
+        if not self._built:
+            self.build()
+        return tuple(self._endpoints)
+
+    def openapi(self) -> dict[str, Any]:
+        """Return the OpenAPI 3.1 document of the app (built once, then cached).
+
+        Routes declared with ``include_in_schema=False`` and mounted apps are left out.
+        """
+        if self._openapi is None:
+            from trellis.openapi.builder import build_openapi
+
+            self._openapi = build_openapi(self)
+        return self._openapi
+
     def describe_routes(self) -> list[dict[str, Any]]:
         """Describe every route (method, path, name, handler, host), for ``trellis routes``."""
         if not self._built:
@@ -834,7 +874,10 @@ def _complete_leaf(leaf: Leaf) -> None:
     if "GET" in targets and "HEAD" not in targets:
         get = targets["GET"]
         targets["HEAD"] = _Target(_HeadOnly(get.asgi), get.param_names, get.endpoint)
-    allowed = sorted({*targets, "OPTIONS"})
+    http_methods = {m for m in targets if m != "WEBSOCKET"}
+    if not http_methods:
+        return  # a websocket-only path: plain HTTP requests to it are 404
+    allowed = sorted({*http_methods, "OPTIONS"})
     leaf.allow = ", ".join(allowed)
     if "OPTIONS" not in targets:
         targets["OPTIONS"] = _Target(_Options(leaf.allow), (), None)

@@ -297,6 +297,11 @@ class Settings(BaseSettings):
         ),
     )
     max_headers: int = Field(default=100, ge=1, description="Most request headers; more gets 431.")
+    max_websocket_message_size: ByteCount = Field(
+        default=1 * MiB,
+        ge=1,
+        description="Largest websocket message, in bytes; larger closes the connection (1009).",
+    )
 
     # --- execution --------------------------------------------------------------------------
     thread_pool_size: int = Field(

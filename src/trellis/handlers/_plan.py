@@ -118,11 +118,13 @@ class Field:
 
     __slots__ = (
         "alias",
+        "annotation",
         "default",
         "dep",
         "element",
         "is_list",
         "kind",
+        "marker",
         "name",
         "required",
         "validate",
@@ -142,6 +144,9 @@ class Field:
         # ``element``: for a body, the validator of a decoded value (used when the body is
         # shared by several parameters, each reading one member).
         self.element = element
+        # For the API description: the declared type and the marker (Query(...) ...), if any.
+        self.annotation: Any = Any
+        self.marker: Any = None
         self.name = name
         self.kind = kind
         self.alias = alias
@@ -559,7 +564,9 @@ def compile_plan(
     if len(body_fields) > 1:
         for index, _ in body_fields:
             old = fields[index]
-            fields[index] = Field(old.name, _BODY_FIELD, old.alias, old.default, old.element)
+            new = Field(old.name, _BODY_FIELD, old.alias, old.default, old.element)
+            new.annotation, new.marker = old.annotation, old.marker
+            fields[index] = new
     return Plan(where, fields)
 
 
@@ -668,6 +675,18 @@ def _compile_param(
         kind = _QUERY
     is_list = _is_sequence_of_scalars(tp)
     return Field(name, kind, alias, default, _scalar_validator(tp, marker, at), is_list)
+
+
+def _describe(annotation: Any, default: Any) -> tuple[Any, Any]:
+    """The bare type and the marker of a parameter, for the API description."""
+    marker = default if isinstance(default, Param | Depends) else None
+    tp = annotation
+    if get_origin(annotation) is Annotated:
+        tp, *extras = get_args(annotation)
+        for extra in extras:
+            if isinstance(extra, Param | Depends):
+                marker = extra
+    return tp, marker
 
 
 def _scalar_validator(tp: Any, marker: Any, at: str) -> Callable[[Any], Any] | None:

@@ -41,7 +41,13 @@ if TYPE_CHECKING:
     from trellis.app import App
     from trellis.routing.router import FlatRoute
 
-__all__ = ["Endpoint", "coerce_response", "compile_route"]
+__all__ = [
+    "Endpoint",
+    "WebSocketEndpoint",
+    "coerce_response",
+    "compile_route",
+    "compile_websocket_route",
+]
 
 _TEXT_CT = (b"content-type", b"text/plain; charset=utf-8")
 _JSON_CT = (b"content-type", b"application/json")
@@ -369,6 +375,66 @@ def _is_async_callable(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or (
         callable(fn) and inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
     )
+
+
+class WebSocketEndpoint:
+    """The compiled form of a websocket route: an ASGI callable for websocket scopes."""
+
+    __slots__ = ("app", "dependencies", "fn", "name", "param_names", "path", "plan", "route")
+
+    def __init__(self, app: App, flat: FlatRoute, path_types: dict[str, type | None]) -> None:
+        from trellis.handlers._plan import _BODY, _BODY_FIELD, _FILE, _FORM
+
+        self.app = app
+        self.route = flat
+        self.fn = flat.route.endpoint
+        self.name = flat.name
+        self.path = flat.path
+        self.param_names = tuple(path_types)
+        where = f"websocket handler {flat.route.where} for {flat.path!r}"
+        if not _is_async_callable(self.fn):
+            raise ConfigurationError(f"{where} must be an async function (async def)")
+        self.plan = compile_plan(
+            self.fn, where=where, path_params=path_types, app=app, localns=flat.route.localns
+        )
+        for field in self.plan.fields:
+            if field.kind in (_BODY, _BODY_FIELD, _FORM, _FILE):
+                raise ConfigurationError(
+                    f"{where}: parameter {field.name!r} reads a request body, which a websocket"
+                    " has not; receive messages with websocket.receive_json() or"
+                    " receive_model()"
+                )
+        self.dependencies: tuple[DependencyPlan, ...] = tuple(
+            _router_dependency(dep, path_types, app, flat.route.where) for dep in flat.dependencies
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Resolve the handler's parameters and run it for one connection."""
+        from trellis.websockets import WebSocket, serve_websocket
+
+        websocket = WebSocket(scope, receive, send)
+        ctx = _Context(self.app, websocket, scope.get("path_params") or {})  # type: ignore[arg-type]
+
+        async def run() -> None:
+            for dep in self.dependencies:
+                await ctx.dependency(dep)
+            kwargs = await self.plan.resolve(ctx)
+            if ctx.errors:
+                raise RequestValidationError(ctx.errors)
+            await self.fn(**kwargs)
+
+        try:
+            await serve_websocket(websocket, run)
+        finally:
+            if ctx.cleanups:
+                await ctx.close(None)
+
+
+def compile_websocket_route(
+    app: App, flat: FlatRoute, path_types: dict[str, type | None]
+) -> WebSocketEndpoint:
+    """Compile a websocket route (raises ``ConfigurationError`` for bad handlers)."""
+    return WebSocketEndpoint(app, flat, path_types)
 
 
 def compile_route(app: App, flat: FlatRoute, path_types: dict[str, type | None]) -> Endpoint:

@@ -289,6 +289,37 @@ class Router:
         self._check_open("options")
         return self._decorator(path, ("OPTIONS",), options)
 
+    def websocket(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Decorator: a websocket route; the handler is ``async def`` and takes a ``WebSocket``.
+
+        Its other parameters are read like an HTTP handler's (path, query, headers, cookies,
+        dependencies); a value that does not validate refuses the handshake with 422.
+        """
+
+        def decorator(fn: F) -> F:
+            self._check_open("websocket")
+            before = len(self.routes)
+            self.routes.append(
+                Route(
+                    path,
+                    fn,
+                    frozenset({"WEBSOCKET"}),
+                    options.pop("name", None),
+                    tuple(options.pop("middleware", ())),
+                    tuple(options.pop("dependencies", ())),
+                    tuple(options.pop("tags", ())),
+                    options,
+                )
+            )
+            caller = sys._getframe(1)
+            if caller.f_code.co_name != "<module>":
+                localns = dict(caller.f_locals)
+                for route in self.routes[before:]:
+                    route.localns = localns
+            return fn
+
+        return decorator
+
     def include(self, router: Router, *, prefix: str = "") -> None:
         """Include ``router`` (and its own included routers) under this one.
 

@@ -131,6 +131,34 @@ class TestClient(httpx.Client):
             super().__exit__(exc_type, exc, tb)
             self._close_portal()
 
+    def websocket_connect(
+        self,
+        path: str,
+        subprotocols: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Open a websocket to ``path``; use it as ``with client.websocket_connect("/ws") as ws:``.
+
+        The client's cookies are sent; inside the client's ``with`` block the connection runs on
+        the same loop as the app's lifespan. Returns a ``trellis.testing.websocket`` session.
+        """
+        from trellis.testing.websocket import websocket_connect
+
+        base = str(self.base_url).replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        return websocket_connect(
+            self.app,
+            path,
+            subprotocols=subprotocols,
+            headers=headers,
+            cookies={cookie.name: cookie.value or "" for cookie in self.cookies.jar},
+            base_url=base,
+            root_path=self._asgi_transport.root_path,
+            state=self._lifespan_state,
+            portal=self._portal,
+            **kwargs,
+        )
+
     def _close_portal(self) -> None:
         if self._portal_cm is not None:
             self._asgi_transport.portal = None

@@ -34,6 +34,7 @@ log = logging.getLogger("trellis.error")
 
 # How a field is found
 _PATH, _QUERY, _HEADER, _COOKIE, _BODY, _BODY_FIELD, _FORM, _FILE, _REQUEST, _DEPENDS = range(10)
+_BACKGROUND = 10
 _SOURCE_NAMES = {
     _PATH: "path",
     _QUERY: "query",
@@ -184,6 +185,7 @@ class Plan:
     __slots__ = (
         "body_embedded",
         "fields",
+        "has_background",
         "has_cleanup",
         "needs_body_json",
         "needs_form",
@@ -203,6 +205,9 @@ class Plan:
         )
         # Only path values that need no checking: the handler can take the path params as is.
         self.simple_path = all(f.kind == _PATH and f.validate is None for f in fields)
+        self.has_background: bool = any(f.kind == _BACKGROUND for f in fields) or any(
+            f.dep is not None and f.dep.plan.has_background for f in fields
+        )
 
     async def resolve(self, ctx: _Context) -> dict[str, Any]:
         """Return the arguments for one call; errors are collected on ``ctx``."""
@@ -220,6 +225,9 @@ class Plan:
                 continue
             if kind == _REQUEST:
                 values[field.name] = request
+                continue
+            if kind == _BACKGROUND:
+                values[field.name] = ctx.background_tasks()
                 continue
             if kind == _PATH:
                 raw = ctx.path_params.get(field.alias, _MISSING)
@@ -345,7 +353,7 @@ def _step(gen: Any, exc: BaseException | None) -> Any:
 class _Context:
     """What one request's resolution shares: the request, the cache, the clean-ups, errors."""
 
-    __slots__ = ("app", "cache", "cleanups", "errors", "path_params", "request")
+    __slots__ = ("app", "background", "cache", "cleanups", "errors", "path_params", "request")
 
     def __init__(self, app: App, request: Request, path_params: dict[str, Any]) -> None:
         self.app = app
@@ -354,6 +362,15 @@ class _Context:
         self.errors: list[dict[str, Any]] = []
         self.cache: dict[Callable[..., Any], Any] = {}
         self.cleanups: list[Any] = []
+        self.background: Any = None
+
+    def background_tasks(self) -> Any:
+        """The request's ``BackgroundTasks`` (one per request, made on first use)."""
+        if self.background is None:
+            from trellis.background import BackgroundTasks
+
+            self.background = BackgroundTasks(self.app._executor)
+        return self.background
 
     async def dependency(self, dep: DependencyPlan) -> Any:
         provider = dep.provider
@@ -605,6 +622,12 @@ def _compile_param(
         return Field(name, _REQUEST, name, _MISSING, None)
     if tp is Any and name == "request" and marker is None:
         return Field(name, _REQUEST, name, _MISSING, None)
+    if (
+        isinstance(tp, type)
+        and tp.__name__ == "BackgroundTasks"
+        and tp.__module__ == ("trellis.background")
+    ):
+        return Field(name, _BACKGROUND, name, _MISSING, None)
 
     if isinstance(marker, Depends):
         provider = marker.provider

@@ -258,9 +258,14 @@ class Endpoint:
                 response.executor = self.app._executor
             await response(scope, receive, send)
         finally:
-            if ctx is not None and ctx.cleanups:
-                # Generator dependencies finish after the response, and see the handler's error.
-                await ctx.close(failure)
+            if ctx is not None:
+                if ctx.background is not None and failure is None:
+                    # After the response, before clean-up: tasks may still use dependencies.
+                    state = scope.get("state") or {}
+                    await ctx.background.run(state.get("request_id"))
+                if ctx.cleanups:
+                    # Generator dependencies finish after the response; they see the error.
+                    await ctx.close(failure)
             if request is not None and request._form is not None:
                 await request.close()
 

@@ -32,6 +32,7 @@ OTHER_PAGES = (
     "forms-and-uploads.md",
     "typed-handlers.md",
     "websockets.md",
+    "api-docs.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

@@ -57,9 +57,12 @@ def test_typed_websocket_handler_with_auth_dependency() -> None:
 
 
 def test_failed_auth_refuses_the_handshake_with_its_status() -> None:
-    with TestClient(make_app()) as client, pytest.raises(WebSocketDenied) as info:
-        with client.websocket_connect("/ws/lobby"):
-            pass
+    with (
+        TestClient(make_app()) as client,
+        pytest.raises(WebSocketDenied) as info,
+        client.websocket_connect("/ws/lobby"),
+    ):
+        pass
     assert info.value.status == 401
 
 

@@ -145,7 +145,7 @@ def test_path_parameter_takes_the_converter_type() -> None:
     app = make_app()
 
     @app.get("/orders/{order_id:int}")
-    async def order(order_id):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    async def order(order_id):  # type: ignore[no-untyped-def]
         return {"id": order_id}
 
     doc = document(app)
@@ -241,8 +241,8 @@ def test_form_and_files_are_multipart_with_binary() -> None:
         "items": {"type": "string", "format": "binary"},
     }
     assert schema["required"] == ["title", "doc"]
-    login = doc["paths"]["/login"]["post"]["requestBody"]["content"]
-    form = login["application/x-www-form-urlencoded"]["schema"]
+    login_body = doc["paths"]["/login"]["post"]["requestBody"]["content"]
+    form = login_body["application/x-www-form-urlencoded"]["schema"]
     assert form["required"] == ["username"]
     assert form["properties"]["remember"]["type"] == "boolean"
 
@@ -313,11 +313,11 @@ def test_operations_summary_description_ids_and_exclusions() -> None:
     get = doc["paths"]["/things"]["get"]
     assert get["summary"] == "Things"
     assert get["description"] == "List or add things.\n\nMore words here."
-    old = doc["paths"]["/old"]["get"]
-    assert old["summary"] == "An old thing"
-    assert old["description"] == "Use /things."
-    assert old["deprecated"] is True
-    assert old["operationId"] == "fetchOld"
+    old_op = doc["paths"]["/old"]["get"]
+    assert old_op["summary"] == "An old thing"
+    assert old_op["description"] == "Use /things."
+    assert old_op["deprecated"] is True
+    assert old_op["operationId"] == "fetchOld"
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
     assert {"things_get", "things_post", "fetchOld"} <= set(ids)
@@ -398,3 +398,17 @@ def test_same_model_name_in_two_places_gets_two_components() -> None:
     assert ref_a != ref_b
     for ref in (ref_a, ref_b):
         assert ref["$ref"].rsplit("/", 1)[1] in doc["components"]["schemas"]
+
+
+def test_websocket_routes_are_left_out() -> None:
+    app = make_app()
+
+    @app.websocket("/ws")
+    async def ws(websocket: Any) -> None:
+        return None
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {}
+
+    assert set(document(app)["paths"]) == {"/ping"}

@@ -571,9 +571,11 @@ def compile_plan(
     for p in signature.parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        field = _compile_param(p, hints.get(p.name, Any), where, path_params, app, stack, localns)
+        annotation = hints.get(p.name, Any)
+        field = _compile_param(p, annotation, where, path_params, app, stack, localns)
         if field is None:
             continue
+        field.annotation, field.marker = _describe(annotation, p.default)
         if field.kind == _BODY:
             body_fields.append((len(fields), None))
         fields.append(field)

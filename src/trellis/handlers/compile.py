@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -348,7 +349,7 @@ def _response_encoder(
         a in (str, int, float, bool, Any, object) for a in typing.get_args(declared)
     ):
         return None  # plain JSON data: nothing to filter, orjson writes it directly
-    if typing.get_origin(declared) is typing.Union and any(
+    if typing.get_origin(declared) in (typing.Union, types.UnionType) and any(
         isinstance(a, type) and issubclass(a, Response) for a in typing.get_args(declared)
     ):
         return None

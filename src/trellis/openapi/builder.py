@@ -30,7 +30,7 @@ import inspect
 import re
 import types
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from trellis.handlers._plan import (
     _BODY,
@@ -62,6 +62,7 @@ _LOCATIONS = {_PATH: "path", _QUERY: "query", _HEADER: "header", _COOKIE: "cooki
 _REF = "#/components/schemas/{model}"
 _PROBLEM_REF = "#/components/schemas/Problem"
 _VALIDATION_PROBLEM_REF = "#/components/schemas/ValidationProblem"
+_Mode = Literal["validation", "serialization"]
 _BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 
 _PROBLEM_SCHEMAS: dict[str, Any] = {
@@ -141,10 +142,10 @@ class _Schemas:
     """
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Any, str, dict[str, Any], dict[str, Any]]] = []
+        self._pending: list[tuple[Any, _Mode, dict[str, Any], dict[str, Any]]] = []
 
     def schema(
-        self, tp: Any, mode: str = "validation", extra: dict[str, Any] | None = None
+        self, tp: Any, mode: _Mode = "validation", extra: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """A placeholder for the schema of ``tp``; ``extra`` keys are added after generation."""
         slot: dict[str, Any] = {}
@@ -155,7 +156,7 @@ class _Schemas:
         """Fill every placeholder; return the named definitions (``components.schemas``)."""
         from pydantic import TypeAdapter
 
-        inputs: list[tuple[int, Any, Any]] = []
+        inputs: list[tuple[int, _Mode, Any]] = []
         for index, (tp, mode, _slot, _extra) in enumerate(self._pending):
             try:
                 adapter: Any = TypeAdapter(tp)
@@ -287,8 +288,12 @@ class _Builder:
         self.tags: list[str] = []
 
     def build(self) -> dict[str, Any]:
+        from trellis.handlers.compile import Endpoint
+
         paths: dict[str, dict[str, Any]] = {}
         for endpoint in self.app.endpoints:
+            if not isinstance(endpoint, Endpoint):
+                continue  # websocket routes have no place in an OpenAPI document
             route = endpoint.route.route
             if not route.options.get("include_in_schema", True):
                 continue

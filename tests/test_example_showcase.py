@@ -55,6 +55,20 @@ def test_posting_a_note_redirects_and_escapes_html(showcase: ModuleType) -> None
         assert 'value="Ann Lee"' in page.text  # the name cookie came back
 
 
+def test_api_document_and_docs_pages(showcase: ModuleType) -> None:
+    from openapi_spec_validator import validate
+
+    with TestClient(showcase.app) as client:
+        document = client.get("/openapi.json").json()
+        validate(document)
+        assert "/api/notes" in document["paths"]
+        assert "/api/notes/{id}" in document["paths"]
+        for page in ("/docs", "/redoc"):
+            html = client.get(page)
+            assert html.status_code == 200
+            assert "https://" not in html.text  # every asset is served by the app itself
+
+
 def test_json_api_crud_and_errors(showcase: ModuleType) -> None:
     with TestClient(showcase.app) as client:
         created = client.post("/api/notes", json={"text": "from the API", "author": "bot"})

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote
 
 from trellis import App, HTTPError, RedirectResponse, Request, Router, View
 from trellis.http.sse import EventSourceResponse, ServerSentEvent
+from trellis.openapi import APIDocs
 from trellis.templating import render
 
 HERE = Path(__file__).parent
@@ -126,6 +127,8 @@ async def create_note(request: Request) -> dict[str, object]:
 
 
 app.include(api)
+app.openapi_info = {"title": "Trellis showcase", "version": "0.1.0"}
+app.install(APIDocs())  # /openapi.json, /docs and /redoc, served without any network
 
 
 def _find(id: int) -> Note:

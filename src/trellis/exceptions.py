@@ -23,6 +23,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RequestHeaderFieldsTooLargeError",
+    "RequestValidationError",
     "RouteConflictError",
     "TrellisError",
     "URLBuildError",
@@ -197,3 +198,19 @@ class RequestHeaderFieldsTooLargeError(_FixedStatusError):
     """431: too many headers, or a header too large."""
 
     status = 431
+
+
+class RequestValidationError(HTTPError):
+    """422: some request values do not validate; ``errors`` lists every one of them.
+
+    Each error is ``{"loc": [...], "msg": ..., "type": ...}`` with the location starting with
+    where the value was looked for: ``["query", "limit"]``, ``["body", "tags", 2]``.
+    """
+
+    status = 422
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        count = len(errors)
+        detail = f"{count} value{'s' if count != 1 else ''} in the request did not validate"
+        super().__init__(None, detail, extra={"errors": errors})

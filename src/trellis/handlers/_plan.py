@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from trellis.exceptions import BadRequestError, ConfigurationError, HTTPError
+from trellis.exceptions import BadRequestError, ConfigurationError, RequestValidationError
 from trellis.handlers.params import _MISSING, Body, Depends, File, Form, Header, Param, Path
 from trellis.http.request import Request
 
@@ -60,22 +60,6 @@ _SCALARS: tuple[type, ...] = (
     datetime.timedelta,
     enum.Enum,
 )
-
-
-class RequestValidationError(HTTPError):
-    """422: some request values do not validate; ``errors`` lists every one of them.
-
-    Each error is ``{"loc": [...], "msg": ..., "type": ...}`` with the location starting with
-    where the value was looked for: ``["query", "limit"]``, ``["body", "tags", 2]``.
-    """
-
-    status = 422
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.errors = errors
-        count = len(errors)
-        detail = f"{count} value{'s' if count != 1 else ''} in the request did not validate"
-        super().__init__(None, detail, extra={"errors": errors})
 
 
 def _error(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:

@@ -33,6 +33,8 @@ OTHER_PAGES = (
     "typed-handlers.md",
     "websockets.md",
     "api-docs.md",
+    "coming-from-fastapi.md",
+    "security.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

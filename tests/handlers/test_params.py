@@ -306,3 +306,37 @@ def test_huge_json_body_is_413_before_validation() -> None:
     with TestClient(app) as client:
         big = {"name": "x" * 5000, "price": 1, "tags": []}
         assert client.post("/items", json=big).status_code == 413
+
+
+def test_a_model_with_an_undefined_forward_reference_fails_at_start_up() -> None:
+    app = make_app()
+
+    class Outer(BaseModel):
+        inner: Inner | None = None  # noqa: F821 - defined nowhere: a forward reference
+
+    @app.post("/")
+    async def create(item: Outer) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="not fully defined"):
+        app.build()
+
+
+def test_json_body_with_a_non_json_content_type_is_415() -> None:
+    app = make_app()
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    with TestClient(app) as client:
+        body = b'{"name": "w", "price": 1}'
+        for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+            response = client.post("/items", content=body, headers={"content-type": ctype})
+            assert response.status_code == 415
+        ok = client.post("/items", content=body, headers={"content-type": "application/json"})
+        assert ok.status_code == 200
+        vendor = client.post(
+            "/items", content=body, headers={"content-type": "application/vnd.x+json"}
+        )
+        assert vendor.status_code == 200

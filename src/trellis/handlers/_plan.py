@@ -21,7 +21,12 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from trellis.exceptions import BadRequestError, ConfigurationError, RequestValidationError
+from trellis.exceptions import (
+    BadRequestError,
+    ConfigurationError,
+    RequestValidationError,
+    UnsupportedMediaTypeError,
+)
 from trellis.handlers.params import _MISSING, Body, Depends, File, Form, Header, Param, Path
 from trellis.http.request import Request
 
@@ -290,6 +295,7 @@ class Plan:
         return values
 
     async def _whole_body(self, field: Field, ctx: _Context) -> Any:
+        _require_json(ctx.request)
         body = await ctx.request.json_body()
         if not body.strip():
             if field.required:
@@ -309,6 +315,7 @@ class Plan:
             return _INVALID
 
     async def _body_object(self, ctx: _Context) -> Any:
+        _require_json(ctx.request)
         body = await ctx.request.json_body()
         if not body.strip():
             return {}
@@ -320,6 +327,16 @@ class Plan:
 
 
 _INVALID: Any = object()
+
+
+def _require_json(request: Request) -> None:
+    # A JSON body sent as text/plain or a form is how a cross-site page forges an API call
+    # (no CORS pre-flight for those types): only JSON types, or no type at all, are read.
+    ctype = request.content_type
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaTypeError(
+            f"The body must be JSON (Content-Type: application/json), not {ctype!r}"
+        )
 
 
 _DONE: Any = object()
@@ -517,6 +534,15 @@ def _adapter(
             f"{where}: Trellis cannot validate the type {tp!r} ({type(exc).__name__}: {exc});"
             " use a pydantic model, a dataclass, a TypedDict or a standard type"
         ) from None
+    if not getattr(adapter, "pydantic_complete", True):
+        # A model naming a type defined after it: found now, not as a 500 on each request.
+        try:
+            adapter.rebuild()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{where}: the type {tp!r} is not fully defined ({exc}); define the types it"
+                " refers to before it, or call Model.model_rebuild() once they exist"
+            ) from None
     validator: Callable[[Any], Any] = adapter.validate_json if json else adapter.validate_python
     return validator
 

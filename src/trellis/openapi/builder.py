@@ -32,6 +32,7 @@ import types
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
+from trellis.exceptions import ConfigurationError
 from trellis.handlers._plan import (
     _BODY,
     _BODY_FIELD,
@@ -46,6 +47,7 @@ from trellis.handlers._plan import (
     Plan,
 )
 from trellis.handlers.params import Body, Depends, Param
+from trellis.security import ScopedScheme, SecurityScheme
 
 if TYPE_CHECKING:
     from trellis.app import App
@@ -221,6 +223,15 @@ class _Collected:
     params: list[tuple[Field, Any, Any]] = dataclasses.field(default_factory=list)
     body: list[tuple[Field, Any, Any]] = dataclasses.field(default_factory=list)
     validated: bool = False
+    #: The security schemes the operation depends on, with the scopes each asks for.
+    security: list[tuple[SecurityScheme, tuple[str, ...]]] = dataclasses.field(default_factory=list)
+
+    def add_provider(self, provider: Any) -> None:
+        """Note ``provider`` when it is a security scheme (or one with scopes)."""
+        if isinstance(provider, SecurityScheme):
+            self.security.append((provider, ()))
+        elif isinstance(provider, ScopedScheme):
+            self.security.append((provider.scheme, provider.scopes))
 
 
 def _collect(
@@ -233,6 +244,7 @@ def _collect(
     for field in plan.fields:
         if field.kind == _DEPENDS:
             if field.dep is not None:
+                out.add_provider(field.dep.provider)
                 _collect(field.dep.plan, field.dep.provider, localns, out, seen)
             continue
         if field.kind not in _LOCATIONS and field.kind not in (_BODY, _BODY_FIELD, _FORM, _FILE):
@@ -286,6 +298,7 @@ class _Builder:
         self.schemas = _Schemas()
         self.operation_ids: set[str] = set()
         self.tags: list[str] = []
+        self.security_schemes: dict[str, dict[str, Any]] = {}
 
     def build(self) -> dict[str, Any]:
         from trellis.handlers.compile import Endpoint
@@ -314,6 +327,8 @@ class _Builder:
             "paths": paths,
             "components": {"schemas": dict(sorted(components.items()))},
         }
+        if self.security_schemes:
+            doc["components"]["securitySchemes"] = dict(sorted(self.security_schemes.items()))
         doc["info"].setdefault("title", "Trellis API")
         doc["info"].setdefault("version", "0.1.0")
         for key in ("servers", "tags", "externalDocs"):
@@ -355,6 +370,7 @@ class _Builder:
         collected = _Collected()
         seen: set[int] = set()
         for dep in endpoint.dependencies:
+            collected.add_provider(dep.provider)
             _collect(dep.plan, dep.provider, route.localns, collected, seen)
         _collect(endpoint.plan, fn, route.localns, collected, seen)
         parameters = self.parameters(collected.params, flat.path)
@@ -364,7 +380,47 @@ class _Builder:
         if body is not None:
             op["requestBody"] = body
         op["responses"] = self.responses(endpoint, collected.validated)
+        security = self.security(collected.security)
+        if security:
+            op["security"] = security
+            op["responses"].setdefault(
+                "401",
+                {
+                    "description": "Authentication is missing or wrong",
+                    "content": {"application/problem+json": {"schema": {"$ref": _PROBLEM_REF}}},
+                },
+            )
         return op
+
+    def security(
+        self, found: list[tuple[SecurityScheme, tuple[str, ...]]]
+    ) -> list[dict[str, list[str]]]:
+        """The operation's security requirements; registers each scheme in the components.
+
+        Schemes that refuse the request themselves (``auto_error``, the default) are all
+        required: one requirement names them all. Each scheme with ``auto_error=False`` is an
+        alternative, and so is sending none of them.
+        """
+        required: dict[str, list[str]] = {}
+        optional: dict[str, list[str]] = {}
+        for scheme, scopes in found:
+            name = scheme.scheme_name
+            definition = scheme.openapi()
+            known = self.security_schemes.setdefault(name, definition)
+            if known != definition:
+                raise ConfigurationError(
+                    f"two security schemes are named {name!r} but differ ({known!r} and"
+                    f" {definition!r}); give one another scheme_name"
+                )
+            target = required if scheme.auto_error else optional
+            listed = target.setdefault(name, [])
+            listed.extend(s for s in scopes if s not in listed)
+        for name, needed in required.items():
+            if name in optional:
+                needed.extend(s for s in optional.pop(name) if s not in needed)
+        if not optional:
+            return [required] if required else []
+        return [*({**required, name: needed} for name, needed in optional.items()), required]
 
     def parameters(self, params: list[tuple[Field, Any, Any]], path: str) -> list[dict[str, Any]]:
         produced = _converter_types(path)
@@ -569,6 +625,7 @@ def build_openapi(app: App) -> dict[str, Any]:
         The document as plain JSON data: ``openapi``, ``info`` (from ``app.openapi_info``;
         ``servers``, ``tags`` and ``externalDocs`` given there move to the top level),
         ``paths`` and ``components.schemas`` (every model, plus ``Problem`` and
-        ``ValidationProblem`` for the error responses).
+        ``ValidationProblem`` for the error responses), and ``components.securitySchemes``
+        when some operation depends on a ``trellis.security`` scheme.
     """
     return _Builder(app).build()

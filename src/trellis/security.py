@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import dataclasses
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 
-class SecurityScheme:
+class SecurityScheme(abc.ABC):
     """Base of the security schemes: a dependency provider that returns credentials.
 
     Subclasses set ``challenge`` (the ``WWW-Authenticate`` value of their 401) and implement
@@ -88,10 +89,11 @@ class SecurityScheme:
         self.auto_error = auto_error
         self.description = description
 
+    @abc.abstractmethod
     def openapi(self) -> dict[str, Any]:
         """Return the OpenAPI Security Scheme Object describing this scheme."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def __call__(self, request: Request) -> Any:
         """Return the request's credentials (``None`` when missing and ``auto_error`` is off).
 
@@ -102,7 +104,6 @@ class SecurityScheme:
             UnauthorizedError: the credentials are missing or malformed and ``auto_error``
                 is on.
         """
-        raise NotImplementedError
 
     def _www_authenticate(self) -> str:
         return self.challenge
@@ -285,8 +286,9 @@ class _APIKey(SecurityScheme):
         """Return ``{"type": "apiKey", "in": ..., "name": ...}``."""
         return self._described({"type": "apiKey", "in": self.location, "name": self.name})
 
+    @abc.abstractmethod
     def _read(self, request: Request) -> str | None:
-        raise NotImplementedError
+        """The key as the request carries it, or ``None``."""
 
     async def __call__(self, request: Request) -> str | None:
         """Return the API key of the request.

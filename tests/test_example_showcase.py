@@ -63,6 +63,7 @@ def test_api_document_and_docs_pages(showcase: ModuleType) -> None:
         validate(document)
         assert "/api/notes" in document["paths"]
         assert "/api/notes/{id}" in document["paths"]
+        assert "/" not in document["paths"]  # pages are not part of the API
         for page in ("/docs", "/redoc"):
             html = client.get(page)
             assert html.status_code == 200

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from trellis import App, HTTPError, RedirectResponse, Request, Router, View
+from trellis import App, HTMLResponse, HTTPError, RedirectResponse, Request, Router, View
 from trellis.http.sse import EventSourceResponse, ServerSentEvent
 from trellis.openapi import APIDocs
 from trellis.templating import render
@@ -74,14 +74,14 @@ def seed() -> None:
         board.add("Welcome to Trellis! Post a note below; other tabs see it live.", "trellis")
 
 
-@app.get("/")
-async def home(request: Request) -> object:
+@app.get("/", include_in_schema=False)
+async def home(request: Request) -> HTMLResponse:
     notes = sorted(board.notes.values(), key=lambda n: n.id, reverse=True)
     name = unquote(request.cookies.get("name", ""))
     return render("home.html", notes=notes, name=name)
 
 
-@app.post("/notes")
+@app.post("/notes", include_in_schema=False)
 async def post_note(request: Request) -> RedirectResponse:
     form = await request.form()
     author = str(form.get("author", ""))
@@ -91,7 +91,7 @@ async def post_note(request: Request) -> RedirectResponse:
     return response
 
 
-@app.get("/events")
+@app.get("/events", include_in_schema=False)
 async def events() -> EventSourceResponse:
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async for note in board.follow():

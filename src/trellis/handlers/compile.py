@@ -100,6 +100,7 @@ class Endpoint:
         "param_names",
         "path",
         "plan",
+        "renderers",
         "route",
         "simple",
         "status_code",
@@ -135,8 +136,13 @@ class Endpoint:
             _router_dependency(dep, path_types, app, where) for dep in flat.dependencies
         )
         self.encoder = _response_encoder(self.fn, opts, where, localns)
+        self.renderers: tuple[Any, ...] | None = None
+        if "renderers" in opts:
+            from trellis.negotiation import check_renderers
+
+            self.renderers = check_renderers(opts["renderers"], f"handler {where}")
         self.mode = self._mode()
-        self.needs_request = self.mode == _PLAN or bool(self.before or self.after)
+        self.needs_request = self.mode == _PLAN or bool(self.before or self.after or self.renderers)
         # With templates configured, render() finds the request through a context variable.
         self._request_var: contextvars.ContextVar[Any] | None = None
         if app.templates is not None:
@@ -145,7 +151,7 @@ class Endpoint:
             self._request_var = current_request
             self.needs_request = True
         # Decided once: which of the paths in __call__ this endpoint takes.
-        self.simple = not (self.before or self.after or self._request_var)
+        self.simple = not (self.before or self.after or self._request_var or self.renderers)
         self.direct = self.simple and self.mode == _NO_ARGS and self.is_async
 
     def _mode(self) -> int:
@@ -289,14 +295,27 @@ class Endpoint:
 
     async def _run_steps(self, scope: Scope, request: Request, ctx: _Context | None) -> Response:
         result: Any = None
+        renderer: Any = None
+        response: Response
+        if self.renderers is not None:
+            from trellis.negotiation import choose
+
+            # Decided before the handler runs: a 406 costs no work.
+            renderer = choose(self.renderers, request.headers.get("accept"))
         for hook in self.before:
             result = await self._run_hook(hook, request)
             if result is not None:
                 break
         else:
             result = await self._invoke(scope, ctx)
-        if self.encoder is not None and not isinstance(result, Response) and result is not None:
-            response: Response = Response(
+        if renderer is not None and not isinstance(result, Response):
+            # Plain JSON data (filtered by the declared type) for every renderer alike.
+            raw = self.encoder(result) if self.encoder is not None else _json.dumps(result)
+            response = renderer.render(_json.loads(raw), request)
+            response.status_code = self.status_code or response.status_code
+            response.headers.add_vary("Accept")
+        elif self.encoder is not None and not isinstance(result, Response) and result is not None:
+            response = Response(
                 self.encoder(result), self.status_code or 200, media_type="application/json"
             )
         else:

@@ -101,3 +101,14 @@ def test_a_bad_renderer_fails_at_start_up() -> None:
 
     with pytest.raises(ConfigurationError, match="not a renderer"):
         app.build()
+
+
+def test_the_api_document_lists_every_rendering(tmp_path: Path) -> None:
+    from openapi_spec_validator import validate
+
+    app = make_app(tmp_path)
+    document = app.openapi()
+    validate(document)
+    content = document["paths"]["/scores"]["get"]["responses"]["200"]["content"]
+    assert list(content) == ["application/json", "text/html", "text/csv", "application/xml"]
+    assert content["application/json"]["schema"]["type"] == "array"

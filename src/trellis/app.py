@@ -92,6 +92,8 @@ class App(Router):
             it yields (a dict, optional) is added to ``app.state``.
         middleware: ASGI middleware for every request, outermost first: ``Middleware`` specs
             or ``(cls, options)`` pairs (see ``add_middleware``).
+        dependencies: Dependencies run before every handler (``Depends(check)`` or plain
+            callables), on HTTP and websocket routes alike.
         **settings_overrides: Other setting values (``max_body_size=...``).
 
     Example:
@@ -116,9 +118,10 @@ class App(Router):
         debug: bool | None = None,
         lifespan: Lifespan | None = None,
         middleware: Sequence[Any] = (),
+        dependencies: Sequence[Any] = (),
         **settings_overrides: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(dependencies=dependencies)
         if settings is None:
             from trellis.config import load_settings
 

@@ -224,3 +224,28 @@ def test_class_based_views_get_typed_parameters_and_dependencies() -> None:
     with TestClient(app) as client:
         assert client.get("/things/2?upper=true").json() == {"name": "TWO"}
         assert client.get("/things/1?upper=maybe").status_code == 422
+
+
+def test_app_level_dependencies_run_before_every_route() -> None:
+    seen: list[str] = []
+
+    def record(request: Request) -> None:
+        seen.append(request.url.path)
+
+    app = App(debug=True, dependencies=[Depends(record)])
+
+    @app.get("/a")
+    async def a() -> str:
+        return "a"
+
+    api = Router("/api")
+
+    @api.get("/b")
+    async def b() -> str:
+        return "b"
+
+    app.include(api)
+    with TestClient(app) as client:
+        assert client.get("/a").text == "a"
+        assert client.get("/api/b").text == "b"
+    assert seen == ["/a", "/api/b"]

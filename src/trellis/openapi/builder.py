@@ -546,6 +546,16 @@ class _Builder:
         status = str(status_code or (204 if empty else 200))
         success: dict[str, Any] = {"description": _status_text(status)}
         content = None if empty or status in ("204", "304") else self.content(declared)
+        renderers = getattr(endpoint, "renderers", None)
+        if content and renderers:
+            # Negotiated routes: the JSON schema for JSON, a string for the other renderings.
+            schema = next(iter(content.values())).get("schema", {})
+            content = {
+                r.media_type: {
+                    "schema": schema if r.media_type.endswith("json") else {"type": "string"}
+                }
+                for r in renderers
+            }
         if content:
             success["content"] = content
         responses: dict[str, Any] = {status: success}

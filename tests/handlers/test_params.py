@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel
+from typing_extensions import TypedDict
 
 from trellis import App
 from trellis.exceptions import ConfigurationError
@@ -340,3 +342,59 @@ def test_json_body_with_a_non_json_content_type_is_415() -> None:
             "/items", content=body, headers={"content-type": "application/vnd.x+json"}
         )
         assert vendor.status_code == 200
+
+
+class Color(enum.StrEnum):
+    red = "red"
+    blue = "blue"
+
+
+class Pet(TypedDict):
+    name: str
+    legs: int
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    lives: int
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    good: bool
+
+
+def test_typed_dict_list_union_and_enum_values() -> None:
+    app = make_app()
+
+    @app.post("/pet")
+    async def pet(body: Pet) -> Pet:
+        return body
+
+    @app.post("/points")
+    async def points(body: list[Point]) -> dict[str, int]:
+        return {"sum": sum(p.x + p.y for p in body)}
+
+    @app.post("/animal")
+    async def animal(body: Cat | Dog) -> dict[str, str]:
+        return {"type": type(body).__name__}
+
+    @app.get("/paint")
+    async def paint(color: Color = Color.red) -> dict[str, str]:
+        return {"color": color.value}
+
+    with TestClient(app) as client:
+        assert client.post("/pet", json={"name": "rex", "legs": 4}).json() == {
+            "name": "rex",
+            "legs": 4,
+        }
+        assert client.post("/pet", json={"name": "rex"}).status_code == 422
+        assert client.post("/points", json=[{"x": 1, "y": 2}, {"x": 3, "y": 4}]).json() == {
+            "sum": 10
+        }
+        bad_points = client.post("/points", json=[{"x": 1, "y": 2}, {"x": "a", "y": 4}])
+        assert bad_points.json()["errors"][0]["loc"] == ["body", 1, "x"]
+        assert client.post("/animal", json={"kind": "dog", "good": True}).json() == {"type": "Dog"}
+        assert client.post("/animal", json={"kind": "fish"}).status_code == 422
+        assert client.get("/paint?color=blue").json() == {"color": "blue"}
+        assert client.get("/paint?color=green").status_code == 422

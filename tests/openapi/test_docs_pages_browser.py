@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,18 +26,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def showcase_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "TRELLIS_SERVER_PORT": str(port)}
-    env.pop("TRELLIS_DEBUG", None)
+def _serve(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "showcase" / "app.py")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -58,6 +50,40 @@ def showcase_url() -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def showcase_url() -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "TRELLIS_SERVER_PORT": str(port)}
+    env.pop("TRELLIS_DEBUG", None)
+    command = [sys.executable, str(ROOT / "examples" / "showcase" / "app.py")]
+    yield from _serve(command, env, port)
+
+
+@pytest.fixture(scope="module")
+def todo_api_url() -> Iterator[str]:
+    """The typed example API, in production mode under uvicorn."""
+    port = _free_port()
+    env = {**os.environ, "TRELLIS_SECRET_KEY": "browser-test-" + "k" * 40}
+    env.pop("TRELLIS_DEBUG", None)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(ROOT / "examples" / "todo_api"),
+        "--port",
+        str(port),
+        "app:app",
+    ]
+    yield from _serve(command, env, port)
 
 
 def _rendered_dom(url: str) -> str:
@@ -101,3 +127,13 @@ def test_redoc_renders_every_operation(showcase_url: str) -> None:
     assert "Trellis showcase" in dom
     for operation in ("List Notes", "Create Note"):
         assert operation in dom, operation
+
+
+def test_the_example_api_docs_render_offline(todo_api_url: str) -> None:
+    document = httpx.get(todo_api_url + "/openapi.json", timeout=5).json()
+    title = document["info"]["title"]
+    swagger = _rendered_dom(todo_api_url + "/docs")
+    redoc = _rendered_dom(todo_api_url + "/redoc")
+    for dom in (swagger, redoc):
+        assert title in dom
+        assert "/todos/{todo_id}" in dom or "todo_id" in dom

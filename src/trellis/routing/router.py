@@ -249,15 +249,18 @@ class Router:
         def decorator(fn: F) -> F:
             before = len(self.routes)
             self.add_route(path, fn, methods, **options)
-            # The caller's locals resolve annotations naming local types and providers.
-            caller = sys._getframe(1)
-            if caller.f_code.co_name != "<module>":
-                localns = dict(caller.f_locals)
-                for route in self.routes[before:]:
-                    route.localns = localns
+            self._remember_namespace(before, sys._getframe(1))
             return fn
 
         return decorator
+
+    def _remember_namespace(self, first: int, caller: Any) -> None:
+        # The locals where the handler was declared resolve annotations that name local types
+        # and providers (a handler inside a function or a test); module globals need nothing.
+        if caller.f_code.co_name != "<module>":
+            localns = dict(caller.f_locals)
+            for route in self.routes[first:]:
+                route.localns = localns
 
     def get(self, path: str, **options: Any) -> Callable[[F], F]:
         """Decorator: a ``GET`` (and ``HEAD``) route."""
@@ -311,11 +314,7 @@ class Router:
                     options,
                 )
             )
-            caller = sys._getframe(1)
-            if caller.f_code.co_name != "<module>":
-                localns = dict(caller.f_locals)
-                for route in self.routes[before:]:
-                    route.localns = localns
+            self._remember_namespace(before, sys._getframe(1))
             return fn
 
         return decorator

@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 
 from trellis.exceptions import UnauthorizedError
 from trellis.handlers.params import Depends
-from trellis.http.request import Request
+from trellis.http.connection import HTTPConnection
 
 __all__ = [
     "APIKeyCookie",
@@ -94,7 +94,7 @@ class SecurityScheme(abc.ABC):
         """Return the OpenAPI Security Scheme Object describing this scheme."""
 
     @abc.abstractmethod
-    async def __call__(self, request: Request) -> Any:
+    async def __call__(self, request: HTTPConnection) -> Any:
         """Return the request's credentials (``None`` when missing and ``auto_error`` is off).
 
         Args:
@@ -122,7 +122,7 @@ class SecurityScheme(abc.ABC):
         return f"{type(self).__name__}(scheme_name={self.scheme_name!r})"
 
 
-def _authorization(request: Request) -> tuple[str, str] | None:
+def _authorization(request: HTTPConnection) -> tuple[str, str] | None:
     """The ``Authorization`` header as ``(scheme in lower case, credentials)``, or ``None``."""
     value = request.headers.get("authorization")
     if not value or not value.strip():
@@ -161,7 +161,7 @@ class HTTPBearer(SecurityScheme):
             doc["bearerFormat"] = self.bearer_format
         return self._described(doc)
 
-    async def __call__(self, request: Request) -> str | None:
+    async def __call__(self, request: HTTPConnection) -> str | None:
         """Return the bearer token of the request.
 
         Args:
@@ -174,7 +174,7 @@ class HTTPBearer(SecurityScheme):
         return _bearer_token(self, request)
 
 
-def _bearer_token(scheme: SecurityScheme, request: Request) -> str | None:
+def _bearer_token(scheme: SecurityScheme, request: HTTPConnection) -> str | None:
     found = _authorization(request)
     if found is None:
         scheme._refuse("Not authenticated")
@@ -234,7 +234,7 @@ class HTTPBasic(SecurityScheme):
         """Return ``{"type": "http", "scheme": "basic"}``."""
         return self._described({"type": "http", "scheme": "basic"})
 
-    async def __call__(self, request: Request) -> BasicCredentials | None:
+    async def __call__(self, request: HTTPConnection) -> BasicCredentials | None:
         """Return the user name and password of the request.
 
         Args:
@@ -287,10 +287,10 @@ class _APIKey(SecurityScheme):
         return self._described({"type": "apiKey", "in": self.location, "name": self.name})
 
     @abc.abstractmethod
-    def _read(self, request: Request) -> str | None:
+    def _read(self, request: HTTPConnection) -> str | None:
         """The key as the request carries it, or ``None``."""
 
-    async def __call__(self, request: Request) -> str | None:
+    async def __call__(self, request: HTTPConnection) -> str | None:
         """Return the API key of the request.
 
         Args:
@@ -331,7 +331,7 @@ class APIKeyHeader(_APIKey):
             name, scheme_name=scheme_name, auto_error=auto_error, description=description
         )
 
-    def _read(self, request: Request) -> str | None:
+    def _read(self, request: HTTPConnection) -> str | None:
         value: str | None = request.headers.get(self.name)
         return value
 
@@ -360,7 +360,7 @@ class APIKeyQuery(_APIKey):
             name, scheme_name=scheme_name, auto_error=auto_error, description=description
         )
 
-    def _read(self, request: Request) -> str | None:
+    def _read(self, request: HTTPConnection) -> str | None:
         return request.query.get(self.name)
 
 
@@ -388,7 +388,7 @@ class APIKeyCookie(_APIKey):
             name, scheme_name=scheme_name, auto_error=auto_error, description=description
         )
 
-    def _read(self, request: Request) -> str | None:
+    def _read(self, request: HTTPConnection) -> str | None:
         return request.cookies.get(self.name)
 
 
@@ -432,7 +432,7 @@ class OAuth2PasswordBearer(SecurityScheme):
             flow["refreshUrl"] = self.refresh_url
         return self._described({"type": "oauth2", "flows": {"password": flow}})
 
-    async def __call__(self, request: Request) -> str | None:
+    async def __call__(self, request: HTTPConnection) -> str | None:
         """Return the bearer token of the request.
 
         Args:
@@ -464,7 +464,7 @@ class ScopedScheme:
         self.scheme = scheme
         self.scopes: tuple[str, ...] = tuple(scopes)
 
-    async def __call__(self, request: Request) -> Any:
+    async def __call__(self, request: HTTPConnection) -> Any:
         """Return the wrapped scheme's credentials.
 
         Args:

@@ -22,15 +22,14 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from trellis.datastructures import URL, Headers, QueryParams, State, _check_header
+from trellis.datastructures import _check_header
 from trellis.http import _json
-from trellis.http.cookies import parse_cookie_header
+from trellis.http.connection import HTTPConnection
 from trellis.types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
-    from trellis.app import App
     from trellis.http.response import Response
 
 __all__ = [
@@ -149,108 +148,7 @@ def _reason(reason: str) -> str:
     return data[:123].decode("utf-8", "ignore")
 
 
-class _Connection:
-    """The read-only view of an ASGI connection shared by WebSocket (and, in time, Request)."""
-
-    __slots__ = ("_cookies", "_headers", "_query", "_state", "_url", "path_params", "scope")
-
-    def __init__(self, scope: Scope) -> None:
-        self.scope = scope
-        self.path_params: dict[str, Any] = scope.get("path_params") or {}
-        self._headers: Headers | None = None
-        self._query: QueryParams | None = None
-        self._cookies: dict[str, str] | None = None
-        self._url: URL | None = None
-        self._state: State | None = None
-
-    @property
-    def path(self) -> str:
-        """The decoded path, as the server passed it (mount prefix included)."""
-        return str(self.scope["path"])
-
-    @property
-    def app(self) -> App:
-        """The Trellis application serving this connection."""
-        return self.scope["app"]  # type: ignore[no-any-return]
-
-    @property
-    def headers(self) -> Headers:
-        """Case-insensitive, multi-valued headers of the opening handshake."""
-        if self._headers is None:
-            self._headers = Headers(raw=self.scope["headers"])
-        return self._headers
-
-    @property
-    def query(self) -> QueryParams:
-        """The query string as a multi-dict (``websocket.query.getlist("tag")``)."""
-        if self._query is None:
-            self._query = QueryParams(self.scope.get("query_string", b""))
-        return self._query
-
-    query_params = query
-
-    @property
-    def cookies(self) -> dict[str, str]:
-        """Cookies sent with the handshake, by name (a malformed header never raises)."""
-        if self._cookies is None:
-            header = "; ".join(self.headers.getlist("cookie"))
-            self._cookies = parse_cookie_header(header) if header else {}
-        return self._cookies
-
-    @property
-    def state(self) -> State:
-        """Per-connection attributes for your code and middleware (``websocket.state.user``)."""
-        if self._state is None:
-            self._state = State._wrap(self.scope.setdefault("state", {}))
-        return self._state
-
-    @property
-    def client(self) -> tuple[str, int] | None:
-        """``(host, port)`` of the client; from ``X-Forwarded-For`` only via a trusted proxy."""
-        proxies = getattr(self.scope.get("app"), "_proxies", None)
-        if proxies is not None:
-            return proxies.client(self.scope, self.headers)  # type: ignore[no-any-return]
-        client = self.scope.get("client")
-        return (client[0], client[1]) if client else None
-
-    @property
-    def scheme(self) -> str:
-        """``ws`` or ``wss`` (``X-Forwarded-Proto`` honoured only from a trusted proxy)."""
-        proxies = getattr(self.scope.get("app"), "_proxies", None)
-        if proxies is not None:
-            return proxies.scheme(self.scope, self.headers)  # type: ignore[no-any-return]
-        return str(self.scope.get("scheme", "ws"))
-
-    @property
-    def host(self) -> str:
-        """The host the client asked for (``X-Forwarded-Host`` only from a trusted proxy)."""
-        proxies = getattr(self.scope.get("app"), "_proxies", None)
-        if proxies is not None:
-            return proxies.host(self.scope, self.headers)  # type: ignore[no-any-return]
-        host: str = self.headers.get("host") or "localhost"
-        return host
-
-    @property
-    def url(self) -> URL:
-        """The full URL the client asked for (``ws://`` or ``wss://``)."""
-        if self._url is None:
-            scope = self.scope
-            if getattr(scope.get("app"), "_proxies", None):
-                self._url = URL.from_scope({**scope, "scheme": self.scheme}, host=self.host)
-            elif "scheme" not in scope:  # optional in ASGI; "ws" for a websocket
-                self._url = URL.from_scope({**scope, "scheme": self.scheme})
-            else:
-                self._url = URL.from_scope(scope)
-        return self._url
-
-    def url_for(self, name: str, /, **params: Any) -> str:
-        """Return the path of the route ``name`` (see ``App.url_for``), root path included."""
-        path = self.app.url_for(name, **params)
-        root: str = self.scope.get("root_path", "")
-        return root.rstrip("/") + path if root else path
-
-
-class WebSocket(_Connection):
+class WebSocket(HTTPConnection):
     """A WebSocket connection.
 
     Handlers get it by declaring a parameter annotated ``WebSocket``; a raw ASGI app builds

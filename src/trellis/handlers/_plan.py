@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
+from trellis.background import BackgroundTasks
 from trellis.exceptions import (
     BadRequestError,
     ConfigurationError,
@@ -28,6 +29,7 @@ from trellis.exceptions import (
     UnsupportedMediaTypeError,
 )
 from trellis.handlers.params import _MISSING, Body, Depends, File, Form, Header, Param, Path
+from trellis.http.connection import HTTPConnection
 from trellis.http.request import Request
 
 if TYPE_CHECKING:
@@ -368,8 +370,6 @@ class _Context:
     def background_tasks(self) -> Any:
         """The request's ``BackgroundTasks`` (one per request, made on first use)."""
         if self.background is None:
-            from trellis.background import BackgroundTasks
-
             self.background = BackgroundTasks(self.app._executor)
         return self.background
 
@@ -623,22 +623,12 @@ def _compile_param(
         default = marker.default
     at = f"{where}, parameter {name!r}"
 
-    # Injected by type
-    if isinstance(tp, type) and issubclass(tp, Request):
-        return Field(name, _REQUEST, name, _MISSING, None)
-    if (
-        isinstance(tp, type)
-        and tp.__name__ == "WebSocket"
-        and tp.__module__ == "trellis.websockets"
-    ):
+    # Injected by type: Request, WebSocket, or HTTPConnection for code that serves both.
+    if isinstance(tp, type) and issubclass(tp, HTTPConnection):
         return Field(name, _REQUEST, name, _MISSING, None)
     if tp is Any and name == "request" and marker is None:
         return Field(name, _REQUEST, name, _MISSING, None)
-    if (
-        isinstance(tp, type)
-        and tp.__name__ == "BackgroundTasks"
-        and tp.__module__ == ("trellis.background")
-    ):
+    if tp is BackgroundTasks:
         return Field(name, _BACKGROUND, name, _MISSING, None)
 
     if isinstance(marker, Depends):

@@ -10,14 +10,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from trellis.datastructures import URL, Headers, QueryParams, State
+from trellis.datastructures import URL
 from trellis.exceptions import BadRequestError, PayloadTooLargeError
 from trellis.http import _json
-from trellis.http.cookies import parse_cookie_header
+from trellis.http.connection import HTTPConnection
 from trellis.types import Message, Receive, Scope
 
 if TYPE_CHECKING:
-    from trellis.app import App
     from trellis.http.forms import FormData, FormLimits
 
 __all__ = ["ClientDisconnectedError", "Request"]
@@ -41,7 +40,7 @@ async def _empty_receive() -> Any:
     raise RuntimeError("this request has no receive channel")
 
 
-class Request:
+class Request(HTTPConnection):
     """An HTTP request.
 
     Handlers get it by declaring a parameter annotated ``Request``.
@@ -53,21 +52,14 @@ class Request:
 
     __slots__ = (
         "_body",
-        "_cookies",
         "_disconnected",
         "_form",
-        "_headers",
         "_json",
         "_peeked",
-        "_query",
         "_receive",
-        "_state",
         "_stream_used",
-        "_url",
         "max_body_size",
         "max_upload_size",
-        "path_params",
-        "scope",
     )
 
     def __init__(
@@ -78,22 +70,16 @@ class Request:
         max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
         max_upload_size: Any = _UNSET,
     ) -> None:
-        self.scope = scope
+        super().__init__(scope)
         # Multipart bodies (file uploads) have their own, larger limit; None means no limit.
         self.max_upload_size: int | None = (
             max_body_size if max_upload_size is _UNSET else max_upload_size
         )
         self._receive = receive
-        self.path_params: dict[str, Any] = scope.get("path_params") or {}
         self.max_body_size = max_body_size
-        self._headers: Headers | None = None
-        self._query: QueryParams | None = None
-        self._cookies: dict[str, str] | None = None
-        self._url: URL | None = None
         self._body: bytes | None = None
         self._json: Any = _UNSET
         self._form: FormData | None = None
-        self._state: State | None = None
         self._stream_used = False
         self._peeked: Message | None = None
         self._disconnected = False
@@ -104,89 +90,6 @@ class Request:
     def method(self) -> str:
         """The HTTP method, upper-case."""
         return str(self.scope["method"])
-
-    @property
-    def path(self) -> str:
-        """The decoded path, as the server passed it (mount prefix included)."""
-        return str(self.scope["path"])
-
-    @property
-    def app(self) -> App:
-        """The Trellis application serving this request."""
-        return self.scope["app"]  # type: ignore[no-any-return]
-
-    @property
-    def headers(self) -> Headers:
-        """Case-insensitive, multi-valued request headers."""
-        if self._headers is None:
-            self._headers = Headers(raw=self.scope["headers"])
-        return self._headers
-
-    @property
-    def query(self) -> QueryParams:
-        """The query string as a multi-dict (``request.query.getlist("tag")``)."""
-        if self._query is None:
-            self._query = QueryParams(self.scope.get("query_string", b""))
-        return self._query
-
-    query_params = query
-
-    @property
-    def cookies(self) -> dict[str, str]:
-        """Request cookies by name (a malformed ``Cookie`` header never raises)."""
-        if self._cookies is None:
-            # HTTP/2 servers may pass one Cookie header per cookie (RFC 9113, 8.2.3).
-            header = "; ".join(self.headers.getlist("cookie"))
-            self._cookies = parse_cookie_header(header) if header else {}
-        return self._cookies
-
-    @property
-    def state(self) -> State:
-        """Per-request attributes for your code and middleware (``request.state.user``)."""
-        if self._state is None:
-            self._state = State._wrap(self.scope.setdefault("state", {}))
-        return self._state
-
-    @property
-    def client(self) -> tuple[str, int] | None:
-        """``(host, port)`` of the client; from ``X-Forwarded-For`` only via a trusted proxy."""
-        app = self.scope.get("app")
-        proxies = getattr(app, "_proxies", None)
-        if proxies is not None:
-            return proxies.client(self.scope, self.headers)  # type: ignore[no-any-return]
-        client = self.scope.get("client")
-        return (client[0], client[1]) if client else None
-
-    @property
-    def scheme(self) -> str:
-        """``http`` or ``https`` (``X-Forwarded-Proto`` honoured only from a trusted proxy)."""
-        app = self.scope.get("app")
-        proxies = getattr(app, "_proxies", None)
-        if proxies is not None:
-            return proxies.scheme(self.scope, self.headers)  # type: ignore[no-any-return]
-        return str(self.scope.get("scheme", "http"))
-
-    @property
-    def host(self) -> str:
-        """The host the client asked for (``X-Forwarded-Host`` only from a trusted proxy)."""
-        app = self.scope.get("app")
-        proxies = getattr(app, "_proxies", None)
-        if proxies is not None:
-            return proxies.host(self.scope, self.headers)  # type: ignore[no-any-return]
-        host: str = self.headers.get("host") or "localhost"
-        return host
-
-    @property
-    def url(self) -> URL:
-        """The full URL the client asked for."""
-        if self._url is None:
-            scope = self.scope
-            if scope.get("app") is not None and getattr(scope["app"], "_proxies", None):
-                scope = {**scope, "scheme": self.scheme}
-                self._url = URL.from_scope(scope, host=self.host)
-            else:
-                self._url = URL.from_scope(scope)
-        return self._url
 
     @property
     def base_url(self) -> URL:
@@ -200,16 +103,6 @@ class Request:
         """The media type of the body, without parameters, lower-case ("" when absent)."""
         ct: str = self.headers.get("content-type", "")
         return ct.split(";", 1)[0].strip().lower()
-
-    def url_for(self, name: str, /, **params: Any) -> str:
-        """Return the path of the route ``name`` (see ``App.url_for``), root path included.
-
-        Behind a proxy prefix (``root_path``) or inside a mounted app, the link keeps the
-        prefix, as ``url_for`` in templates does.
-        """
-        path = self.app.url_for(name, **params)
-        root: str = self.scope.get("root_path", "")
-        return root.rstrip("/") + path if root else path
 
     # -- the body --------------------------------------------------------------------------
 

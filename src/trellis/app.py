@@ -721,14 +721,14 @@ class App(Router):
             return
         await send({"type": "lifespan.shutdown.complete"})
 
-    def _override_plan(self, provider: Callable[..., Any]) -> Any:
+    def _override_plan(self, provider: Callable[..., Any], scope: str = "request") -> Any:
         """The compiled plan of the override registered for ``provider`` (compiled once)."""
         from trellis.handlers._plan import DependencyPlan, compile_plan
         from trellis.handlers.params import Depends
 
         override = self.dependency_overrides[provider]
         cached = self._override_plans.get(provider)
-        if cached is not None and cached.provider is override:
+        if cached is not None and cached.provider is override and cached.scope == scope:
             return cached
         plan = compile_plan(
             override,
@@ -737,7 +737,7 @@ class App(Router):
             app=self,
             stack=(override,),
         )
-        dep = DependencyPlan(Depends(override), plan)
+        dep = DependencyPlan(Depends(override, scope=scope), plan)  # type: ignore[arg-type]
         self._override_plans[provider] = dep
         return dep
 

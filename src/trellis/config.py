@@ -327,6 +327,36 @@ class Settings(BaseSettings):
         default=None, description="Directory served under /static; None serves nothing."
     )
 
+    # --- data (read by the database battery, trellis.contrib.db) -----------------------------
+    database_url: str = Field(
+        default="sqlite:///app.db",
+        description="The main database: sqlite:///app.db, postgresql://user@host/db, mysql://...",
+    )
+    database_binds: dict[str, str] = Field(
+        default_factory=dict,
+        description='More databases by name, as JSON: {"analytics": "postgresql://..."}.',
+    )
+    database_replicas: dict[str, str] = Field(
+        default_factory=dict,
+        description='Read replicas by database name, as JSON: {"default": "postgresql://..."}.',
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement.")
+    database_pool_size: int | None = Field(
+        default=None, ge=1, description="Connections kept open per database and process."
+    )
+    database_max_overflow: int | None = Field(
+        default=None, ge=0, description="Connections opened beyond the pool under load."
+    )
+    database_pool_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for a free connection before failing."
+    )
+    database_pool_recycle: int | None = Field(
+        default=None, description="Seconds after which a connection is replaced (MariaDB: 3600)."
+    )
+    database_connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds the start-up check waits for each database."
+    )
+
     # --- development server -----------------------------------------------------------------
     server_host: str = Field(default="127.0.0.1", description="Address `trellis run` binds to.")
     server_port: int = Field(

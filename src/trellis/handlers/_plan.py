@@ -356,7 +356,16 @@ def _step(gen: Any, exc: BaseException | None) -> Any:
 class _Context:
     """What one request's resolution shares: the request, the cache, the clean-ups, errors."""
 
-    __slots__ = ("app", "background", "cache", "cleanups", "errors", "path_params", "request")
+    __slots__ = (
+        "app",
+        "background",
+        "cache",
+        "cleanups",
+        "errors",
+        "handler_cleanups",
+        "path_params",
+        "request",
+    )
 
     def __init__(self, app: App, request: Request, path_params: dict[str, Any]) -> None:
         self.app = app
@@ -365,6 +374,7 @@ class _Context:
         self.errors: list[dict[str, Any]] = []
         self.cache: dict[Callable[..., Any], Any] = {}
         self.cleanups: list[Any] = []
+        self.handler_cleanups: list[Any] = []
         self.background: Any = None
 
     def background_tasks(self) -> Any:
@@ -377,7 +387,7 @@ class _Context:
         provider = dep.provider
         overrides = self.app.dependency_overrides
         if overrides and provider in overrides:
-            dep = self.app._override_plan(provider)
+            dep = self.app._override_plan(provider, dep.scope)
             provider = dep.provider
         if dep.scope == "app":
             store = self.app._app_dependencies
@@ -403,10 +413,11 @@ class _Context:
             return await provider(**kwargs)
         if kind == "sync":
             return await self._in_thread(functools.partial(provider, **kwargs))
+        cleanups = self.handler_cleanups if dep.scope == "handler" else self.cleanups
         if kind == "asyncgen":
             agen = provider(**kwargs)
             value = await agen.__anext__()
-            self.cleanups.append(("asyncgen", agen))
+            cleanups.append(("asyncgen", agen))
             return value
         gen = provider(**kwargs)
         value = await self._in_thread(functools.partial(_step, gen, None))
@@ -414,7 +425,7 @@ class _Context:
             raise RuntimeError(
                 f"dependency {getattr(provider, '__qualname__', provider)} did not yield"
             )
-        self.cleanups.append(("gen", gen))
+        cleanups.append(("gen", gen))
         return value
 
     async def _in_thread(self, call: Callable[[], Any]) -> Any:
@@ -422,8 +433,49 @@ class _Context:
         ctx = contextvars.copy_context()
         return await loop.run_in_executor(self.app._executor, ctx.run, call)
 
+    async def finish_handler(self, exc: BaseException | None) -> None:
+        """Run the ``scope="handler"`` clean-ups, innermost first, as the handler ends.
+
+        ``exc`` (what the handler raised, or ``None``) is thrown into them. An exception a
+        clean-up raises (a commit that fails) is thrown into the next ones and then raised
+        here, so that it becomes the request's error.
+        """
+        current = exc
+        while self.handler_cleanups:
+            kind, gen = self.handler_cleanups.pop()
+            try:
+                if kind == "asyncgen":
+                    if current is None:
+                        await gen.__anext__()
+                    else:
+                        await gen.athrow(current)
+                    more = True
+                else:
+                    more = (
+                        await self._in_thread(functools.partial(_step, gen, current))
+                        is not _DONE
+                    )
+            except StopAsyncIteration:
+                continue
+            except BaseException as raised:
+                if raised is not current:
+                    current = raised
+                continue
+            if more:
+                log.error(
+                    "dependency %s yielded more than once; only one yield is allowed",
+                    getattr(gen, "__qualname__", repr(gen)),
+                )
+        if current is not exc and current is not None:
+            raise current
+
     async def close(self, exc: BaseException | None) -> None:
         """Run the generators' clean-up, innermost first; ``exc`` is thrown into them."""
+        if self.handler_cleanups:  # the handler never ran (its inputs failed)
+            try:
+                await self.finish_handler(exc)
+            except BaseException as raised:
+                log.error("a dependency's clean-up failed", exc_info=raised)
         while self.cleanups:
             kind, gen = self.cleanups.pop()
             try:

@@ -198,11 +198,24 @@ class Endpoint:
             kwargs = scope["path_params"]
         else:
             assert ctx is not None
-            for dep in self.dependencies:
-                await ctx.dependency(dep)
-            kwargs = await self.plan.resolve(ctx)
-            if ctx.errors:
-                raise RequestValidationError(ctx.errors)
+            try:
+                for dep in self.dependencies:
+                    await ctx.dependency(dep)
+                kwargs = await self.plan.resolve(ctx)
+                if ctx.errors:
+                    raise RequestValidationError(ctx.errors)
+                if self.is_async:
+                    result = await self.fn(**kwargs)
+                else:
+                    result = await self._call_sync(self.fn, kwargs)
+            except BaseException as exc:
+                if ctx.handler_cleanups:
+                    await ctx.finish_handler(exc)
+                raise
+            if ctx.handler_cleanups:
+                # Before the response exists: a failed commit still becomes an error answer.
+                await ctx.finish_handler(None)
+            return result
         if self.is_async:
             return await self.fn(**kwargs)
         return await self._call_sync(self.fn, kwargs)

@@ -218,15 +218,19 @@ class Depends:
     """A dependency: the value ``provider`` returns (or yields) for this request.
 
     Providers are functions (sync or async) or generators (sync or async: the code after
-    ``yield`` runs once the response is sent, and also when the handler raised). Their own
+    ``yield`` runs once the response is sent, and also when the handler raised; with
+    ``scope="handler"`` it runs as soon as the handler returns, before the response). Their own
     parameters are resolved like a handler's: path, query, headers, other dependencies.
     Within one request each provider runs once, however many parameters ask for it.
 
     Args:
         provider: The callable that makes the value.
         use_cache: Share one value per request (the default); ``False`` calls it every time.
-        scope: ``"request"`` (the default) or ``"app"``: computed on first use and kept for the
-            life of the application (a client, a connection pool, settings).
+        scope: ``"request"`` (the default); ``"handler"``: like ``"request"``, but a generator's
+            clean-up runs when the handler returns or raises, before the response is sent, and
+            an exception it raises becomes the request's error (a database session commits
+            there, so a failed commit still answers with an error); or ``"app"``: computed on
+            first use and kept for the life of the application (a client, a pool, settings).
 
     Example:
         ```python
@@ -249,12 +253,12 @@ class Depends:
         provider: Callable[..., Any],
         *,
         use_cache: bool = True,
-        scope: Literal["request", "app"] = "request",
+        scope: Literal["request", "handler", "app"] = "request",
     ) -> None:
         if not callable(provider):
             raise TypeError(f"Depends() needs a callable, got {provider!r}")
-        if scope not in ("request", "app"):
-            raise ValueError("Depends(scope=...) is 'request' or 'app'")
+        if scope not in ("request", "handler", "app"):
+            raise ValueError("Depends(scope=...) is 'request', 'handler' or 'app'")
         self.provider = provider
         self.use_cache = use_cache
         self.scope = scope

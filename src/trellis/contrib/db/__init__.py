@@ -1,0 +1,41 @@
+"""The data battery: SQLAlchemy 2 models, per-request transactions, several databases.
+
+```py
+from trellis import App
+from trellis.contrib.db import Database, IdMixin, Model, Session
+
+app = App()
+db = app.install(Database("sqlite:///app.db"))
+
+class Note(IdMixin, Model):
+    text: Mapped[str]
+
+@app.post("/notes")
+async def add(text: str, db: Session) -> dict[str, int]:
+    note = Note(text=text)
+    db.add(note)
+    await db.flush()
+    return {"id": note.id}          # committed when the handler returns
+```
+
+Needs the ``db`` extra: ``pip install 'trellis[db]'``.
+"""
+
+from trellis.contrib.db.database import Database, DatabaseUnavailableError, database_of
+from trellis.contrib.db.dependencies import Session, SyncSession
+from trellis.contrib.db.models import NAMING_CONVENTION, IdMixin, Model, TimestampMixin
+from trellis.contrib.db.types import UTCDateTime, utcnow
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Database",
+    "DatabaseUnavailableError",
+    "IdMixin",
+    "Model",
+    "Session",
+    "SyncSession",
+    "TimestampMixin",
+    "UTCDateTime",
+    "database_of",
+    "utcnow",
+]

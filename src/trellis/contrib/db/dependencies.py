@@ -1,0 +1,105 @@
+"""The per-request session, injected by type: ``db: Session`` (async) or ``db: SyncSession``.
+
+The session belongs to one request. When the handler returns, it commits; when the handler
+raises (an ``HTTPError`` too), it rolls back; both happen before the response is sent, so a
+commit that fails (a unique constraint, say) still answers with an error: 409 for a
+constraint, 503 when the database went away. Nested work uses savepoints
+(``async with db.begin_nested():``); ``async with db.begin():`` opens the transaction
+explicitly (before any other statement of the request).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as _SyncSession
+
+from trellis.contrib.db.database import (
+    Database,
+    conflict_detail,
+    database_of,
+    unavailable_error,
+)
+from trellis.exceptions import ConflictError
+from trellis.handlers.params import Depends
+from trellis.http.connection import HTTPConnection
+
+__all__ = ["Session", "SyncSession", "request_session", "sync_request_session"]
+
+log = logging.getLogger("trellis.db")
+
+
+def _tenant(database: Database, conn: HTTPConnection) -> str | None:
+    if database.router is None:
+        return None
+    return database.router(conn)
+
+
+def _translate(exc: BaseException) -> BaseException:
+    # The errors the client can do something about get their status; the rest stay 500s.
+    if isinstance(exc, IntegrityError):
+        return ConflictError(conflict_detail(exc))
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        log.error("lost the database connection", exc_info=exc)
+        return unavailable_error()
+    return exc
+
+
+async def request_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    """Provide the request's async session; commit on success, roll back on error."""
+    database = database_of(conn.app)
+    session = database.session(bind=_tenant(database, conn))
+    try:
+        try:
+            yield session
+        except BaseException as exc:
+            await session.rollback()
+            translated = _translate(exc)
+            if translated is not exc:
+                raise translated from exc
+            raise
+        try:
+            await session.commit()
+        except Exception as exc:
+            await session.rollback()
+            translated = _translate(exc)
+            if translated is not exc:
+                raise translated from exc
+            raise
+    finally:
+        await session.close()
+
+
+def sync_request_session(conn: HTTPConnection) -> Iterator[_SyncSession]:
+    """Provide the request's sync session (sync handlers); commit or roll back like the async."""
+    database = database_of(conn.app)
+    session = database.sync_session(bind=_tenant(database, conn))
+    try:
+        try:
+            yield session
+        except BaseException as exc:
+            session.rollback()
+            translated = _translate(exc)
+            if translated is not exc:
+                raise translated from exc
+            raise
+        try:
+            session.commit()
+        except Exception as exc:
+            session.rollback()
+            translated = _translate(exc)
+            if translated is not exc:
+                raise translated from exc
+            raise
+    finally:
+        session.close()
+
+
+#: The request's async session: ``async def handler(db: Session)``.
+Session = Annotated[AsyncSession, Depends(request_session, scope="handler")]
+#: The request's sync session, for sync handlers: ``def handler(db: SyncSession)``.
+SyncSession = Annotated[_SyncSession, Depends(sync_request_session, scope="handler")]

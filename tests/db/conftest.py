@@ -81,9 +81,7 @@ class ServerDatabase:
 
     def empty(self) -> None:
         if self.backend == "postgresql":
-            _pg_admin(
-                self.url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public"
-            )
+            _pg_admin(self.url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
         else:
             _mysql_admin(
                 self.admin_url,

@@ -249,3 +249,93 @@ def test_app_level_dependencies_run_before_every_route() -> None:
         assert client.get("/a").text == "a"
         assert client.get("/api/b").text == "b"
     assert seen == ["/a", "/api/b"]
+
+
+# -- scope="handler": clean-up before the response ------------------------------------------
+
+
+def _handler_scope_app() -> App:
+    app = App(debug=True)
+
+    async def unit_of_work() -> AsyncIterator[list[str]]:
+        work: list[str] = []
+        try:
+            yield work
+        except HTTPError:
+            events.append("rolled back (http error)")
+            raise
+        if "fail-commit" in work:
+            raise HTTPError(409, "the commit failed")
+        events.append("committed")
+
+    def sync_unit() -> Iterator[str]:
+        yield "sync"
+        events.append("sync committed")
+
+    Work = Annotated[list[str], Depends(unit_of_work, scope="handler")]
+
+    class Body:
+        def __init__(self) -> None:
+            events.append("response built")
+
+        def __str__(self) -> str:
+            return "body"
+
+    @app.get("/ok")
+    async def ok(work: Work) -> str:
+        events.append("handler")
+        Body()  # an event after the handler returns would come after this one
+        return "ok"
+
+    @app.get("/fail-commit")
+    async def fail_commit(work: Work) -> str:
+        work.append("fail-commit")
+        return "never sent"
+
+    @app.get("/refused")
+    async def refused(work: Work) -> str:
+        raise HTTPError(403, "no")
+
+    @app.get("/sync")
+    def sync(value: Annotated[str, Depends(sync_unit, scope="handler")]) -> str:
+        return value
+
+    @app.get("/invalid")
+    async def invalid(work: Work, n: int) -> str:
+        return "unreachable"
+
+    return app
+
+
+def test_handler_scope_cleans_up_before_the_response_is_sent() -> None:
+    with TestClient(_handler_scope_app()) as client:
+        assert client.get("/ok").text == "ok"
+    assert events == ["handler", "response built", "committed"]
+
+
+def test_an_error_in_a_handler_scope_clean_up_becomes_the_answer() -> None:
+    with TestClient(_handler_scope_app()) as client:
+        response = client.get("/fail-commit")
+    assert response.status_code == 409
+    assert response.json()["detail"] == "the commit failed"
+    assert "never sent" not in response.text
+
+
+def test_handler_scope_clean_up_sees_the_handlers_error() -> None:
+    with TestClient(_handler_scope_app()) as client:
+        assert client.get("/refused").status_code == 403
+    assert events == ["rolled back (http error)"]
+
+
+def test_handler_scope_works_for_sync_generators_and_invalid_input() -> None:
+    with TestClient(_handler_scope_app()) as client:
+        assert client.get("/sync").text == "sync"
+        assert events == ["sync committed"]
+        # The handler never runs; the unit of work is still closed (no commit).
+        assert client.get("/invalid", params={"n": "x"}).status_code == 422
+    assert "committed" not in events
+
+
+def test_depends_rejects_an_unknown_scope() -> None:
+    with pytest.raises(ValueError, match="'request', 'handler' or 'app'"):
+        Depends(counter, scope="session")  # type: ignore[arg-type]

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 
 from trellis.testing._transport import AsyncASGITransport, SyncASGITransport
 from trellis.types import ASGIApp, Message
+
+T = TypeVar("T")
 
 __all__ = ["AsyncTestClient", "LifespanError", "TestClient"]
 
@@ -158,6 +161,23 @@ class TestClient(httpx.Client):
             portal=self._portal,
             **kwargs,
         )
+
+    def call(self, fn: Callable[..., Awaitable[T]], /, *args: Any) -> T:
+        """Run ``await fn(*args)`` on the app's event loop and return its result.
+
+        Inside the client's ``with`` block the app runs on a loop of its own; code that uses
+        the app's connections (a database session, a pool) must run there::
+
+            with TestClient(app) as client:
+                client.post("/notes", json={"text": "hi"})
+                assert client.call(count_notes) == 1
+
+        Raises:
+            RuntimeError: outside the ``with`` block (no loop is running).
+        """
+        if self._portal is None:
+            raise RuntimeError("TestClient.call() needs the client's `with` block (its loop)")
+        return cast(T, self._portal.call(fn, *args))
 
     def _close_portal(self) -> None:
         if self._portal_cm is not None:

@@ -22,13 +22,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, create_engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session as SyncSession
 
 from trellis.contrib.db.models import Model
@@ -148,6 +149,11 @@ class Database:
         self._replica_engines: dict[str, AsyncEngine] = {}
         self._sync_engines: dict[str, Engine] = {}
         self._sync_replica_engines: dict[str, Engine] = {}
+        #: Migration branches of batteries: label -> directory of Alembic revision files.
+        self.migration_branches: dict[str, Path] = {}
+        self._rollback_requested = False
+        self._test_connections: dict[str, AsyncConnection] = {}
+        self._test_transactions: list[Any] = []
         if url is not None:
             self._configure(None)
 
@@ -366,6 +372,54 @@ class Database:
                 await self.dispose()
                 lines = "; ".join(f"{name}: {problem}" for name, problem in failed.items())
                 raise DatabaseUnavailableError(f"cannot connect to the database ({lines})")
+        if self._rollback_requested and not self._test_connections:
+            await self.begin_rollback()
+
+    def add_migration_branch(self, label: str, directory: str | Path) -> None:
+        """Add a battery's migrations (an Alembic branch) to the application's.
+
+        ``trellis db upgrade`` applies every branch; a battery calls this in its ``setup``.
+        """
+        path = Path(directory)
+        if not path.is_dir():
+            raise ConfigurationError(f"migration branch {label!r}: {path} is not a directory")
+        self.migration_branches[label] = path
+
+    # -- tests: one transaction per test, rolled back -----------------------------------------
+
+    @contextlib.contextmanager
+    def rolled_back(self) -> Iterator[Database]:
+        """Inside the block, everything the sessions do is rolled back when the app stops.
+
+        At start-up each database gets one connection and one open transaction; every session
+        (requests included) joins it through savepoints, so a handler's commit is seen by the
+        next request of the test but never reaches the database. The app stops (the test
+        client's block ends) and it is all rolled back. ``trellis.contrib.db.testing`` wraps
+        this in a pytest fixture. Sync sessions have connections of their own: they do not
+        see, and are not rolled back with, the test's transaction.
+        """
+        self._rollback_requested = True
+        try:
+            yield self
+        finally:
+            self._rollback_requested = False
+
+    async def begin_rollback(self) -> None:
+        """Open the test transaction now (``rolled_back()`` does it at start-up)."""
+        for name in self.urls:
+            conn = await self.engine_for(name).connect()
+            self._test_transactions.append(await conn.begin())
+            self._test_connections[name] = conn
+
+    async def end_rollback(self) -> None:
+        """Roll the test transaction back and give its connections back."""
+        for transaction in self._test_transactions:
+            if transaction.is_active:
+                await transaction.rollback()
+        for conn in self._test_connections.values():
+            await conn.close()
+        self._test_transactions.clear()
+        self._test_connections.clear()
 
     async def check(self) -> dict[str, str]:
         """Reach every database (replicas too): ``{"default": "ok", "replica:default": ...}``.
@@ -401,6 +455,8 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every connection; the engines are made again on next use (a new loop)."""
+        if self._test_connections:
+            await self.end_rollback()
         engines = [*self._engines.values(), *self._replica_engines.values()]
         sync_engines = [*self._sync_engines.values(), *self._sync_replica_engines.values()]
         self._engines.clear()
@@ -509,7 +565,10 @@ def _sqlite_events(engine: Engine, url: URL) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front: a transaction that read and then writes
+        # can never be refused half-way ("database is locked" on upgrade) or lose an update;
+        # SQLite runs one writer at a time anyway.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # -- error mapping -------------------------------------------------------------------------------

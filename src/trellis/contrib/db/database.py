@@ -23,7 +23,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, create_engine
@@ -151,6 +151,7 @@ class Database:
         self._sync_replica_engines: dict[str, Engine] = {}
         #: Migration branches of batteries: label -> directory of Alembic revision files.
         self.migration_branches: dict[str, Path] = {}
+        self._routes: Binds | None = None
         self._rollback_requested = False
         self._test_connections: dict[str, AsyncConnection] = {}
         self._test_transactions: list[Any] = []
@@ -214,6 +215,9 @@ class Database:
         app.on_shutdown(self.dispose)
         app.exception_handler(IntegrityError)(_integrity_error)
         app.exception_handler(PoolTimeoutError)(_unavailable)
+        from trellis.contrib.db.cli import db_command  # click only: alembic loads on use
+
+        app.add_command(db_command(self))
 
     @property
     def url(self) -> URL:
@@ -339,6 +343,13 @@ class Database:
         return engine
 
     def _binds(self) -> Binds:
+        # PERF: made once per set of engines, not per session.
+        routes = self._routes
+        if routes is None:
+            routes = self._routes = self._make_binds()
+        return routes
+
+    def _make_binds(self) -> Binds:
         primaries = {name: self.engine_for(name).sync_engine for name in self.urls}
         replicas: dict[str, Engine] = {}
         for name in self.replica_urls:
@@ -459,6 +470,7 @@ class Database:
             await self.end_rollback()
         engines = [*self._engines.values(), *self._replica_engines.values()]
         sync_engines = [*self._sync_engines.values(), *self._sync_replica_engines.values()]
+        self._routes = None
         self._engines.clear()
         self._replica_engines.clear()
         self._sync_engines.clear()
@@ -478,7 +490,16 @@ class Database:
             options: Further ``AsyncSession`` options.
         """
         options.setdefault("expire_on_commit", False)
-        session = AsyncSession(sync_session_class=RoutingSession, routes=self._binds(), **options)
+        routes = self._binds()
+        if self._test_connections:
+            # A test transaction is open (rolled_back()): every session runs on its connection,
+            # its commits and rollbacks become savepoints; no replica, which could not see it.
+            connections = {
+                name: conn.sync_connection for name, conn in self._test_connections.items()
+            }
+            routes = Binds(cast("dict[str, Engine]", connections), {})
+            options.setdefault("join_transaction_mode", "create_savepoint")
+        session = AsyncSession(sync_session_class=RoutingSession, routes=routes, **options)
         if bind is not None:
             self._url_of(bind)
             session.info[DEFAULT_BIND] = bind

@@ -1,6 +1,7 @@
 """The per-request session, injected by type: ``db: Session`` (async) or ``db: SyncSession``.
 
-The session belongs to one request. When the handler returns, it commits; when the handler
+The session belongs to one request. When the handler returns, it commits (a session that only
+read just ends its transaction); when the handler
 raises (an ``HTTPError`` too), it rolls back; both happen before the response is sent, so a
 commit that fails (a unique constraint, say) still answers with an error: 409 for a
 constraint, 503 when the database went away. Nested work uses savepoints
@@ -24,6 +25,7 @@ from trellis.contrib.db.database import (
     database_of,
     unavailable_error,
 )
+from trellis.contrib.db.routing import has_writes
 from trellis.exceptions import ConflictError
 from trellis.handlers.params import Depends
 from trellis.http.connection import HTTPConnection
@@ -63,7 +65,8 @@ async def request_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
                 raise translated from exc
             raise
         try:
-            await session.commit()
+            if has_writes(session.sync_session):
+                await session.commit()
         except Exception as exc:
             await session.rollback()
             translated = _translate(exc)
@@ -88,7 +91,8 @@ def sync_request_session(conn: HTTPConnection) -> Iterator[_SyncSession]:
                 raise translated from exc
             raise
         try:
-            session.commit()
+            if has_writes(session):
+                session.commit()
         except Exception as exc:
             session.rollback()
             translated = _translate(exc)

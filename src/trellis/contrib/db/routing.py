@@ -22,13 +22,14 @@ from sqlalchemy.sql import Delete, Insert, Select, Update
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.schema import Table
 
-__all__ = ["Binds", "RoutingSession"]
+__all__ = ["Binds", "RoutingSession", "has_writes"]
 
 #: ``session.info`` key: the database name models without a bind key use (the tenant).
 DEFAULT_BIND = "trellis.bind"
 #: ``session.info`` key: set true to send every statement to the primary.
 USE_PRIMARY = "trellis.primary"
-_WROTE = "trellis.wrote"
+#: ``session.info`` key: the transaction has written (or run SQL that may write).
+WROTE = "trellis.wrote"
 
 
 class Binds:
@@ -96,22 +97,28 @@ class RoutingSession(Session):
 
             mapper = inspect(mapper).mapper if hasattr(mapper, "__mapper__") else None
         binds = self._trellis_binds
-        name = _bind_key(mapper, clause) or self.info.get(DEFAULT_BIND) or "default"
-        replica = binds.replicas.get(name)
-        if replica is not None:
-            if (
-                not self._flushing
-                and _is_read(clause)
-                and not self.info.get(_WROTE)
-                and not self.info.get(USE_PRIMARY)
-            ):
+        info = self.info
+        name = _bind_key(mapper, clause) or info.get(DEFAULT_BIND) or "default"
+        if self._flushing or not _is_read(clause):
+            info[WROTE] = True
+        elif binds.replicas and not info.get(WROTE) and not info.get(USE_PRIMARY):
+            replica = binds.replicas.get(name)
+            if replica is not None:
                 return replica
-            self.info[_WROTE] = True
         return binds.primary(name)
+
+
+def has_writes(session: Session) -> bool:
+    """Whether the session's transaction has anything to commit.
+
+    False when it only read: ending it with a rollback costs the same round trip as a commit
+    and skips the commit's bookkeeping. Text SQL counts as a write (it may be one).
+    """
+    return bool(session.info.get(WROTE) or session.new or session.dirty or session.deleted)
 
 
 @event.listens_for(RoutingSession, "after_transaction_end")
 def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
     # The transaction that wrote is over: reads may go back to the replica.
     if transaction.parent is None:
-        session.info.pop(_WROTE, None)
+        session.info.pop(WROTE, None)

@@ -35,6 +35,7 @@ OTHER_PAGES = (
     "api-docs.md",
     "coming-from-fastapi.md",
     "security.md",
+    "database.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -80,7 +81,18 @@ def test_docs_example_runs(
     monkeypatch.setitem(sys.modules, module.__name__, module)
     # dont_inherit: the examples must not get this file's `from __future__ import annotations`
     compiled = compile(code, f"docs/{page}:{line}", "exec", dont_inherit=True)
-    exec(compiled, module.__dict__)
+    try:
+        exec(compiled, module.__dict__)
+    finally:
+        _forget_models()
+
+
+def _forget_models() -> None:
+    # Examples declare models on the one shared ``Model``: each starts with none.
+    db = sys.modules.get("trellis.contrib.db.models")
+    if db is not None:
+        db.Model.registry.dispose(cascade=True)
+        db.Model.metadata.clear()
 
 
 @pytest.mark.parametrize("page", PAGES)

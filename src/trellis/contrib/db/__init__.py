@@ -21,21 +21,51 @@ async def add(text: str, db: Session) -> dict[str, int]:
 Needs the ``db`` extra: ``pip install 'trellis[db]'``.
 """
 
+from trellis.contrib.db.bulk import bulk_insert, bulk_update
 from trellis.contrib.db.database import Database, DatabaseUnavailableError, database_of
 from trellis.contrib.db.dependencies import Session, SyncSession
+from trellis.contrib.db.filters import Filters, FilterSet
 from trellis.contrib.db.models import NAMING_CONVENTION, IdMixin, Model, TimestampMixin
+from trellis.contrib.db.pagination import (
+    CursorPage,
+    CursorParams,
+    Page,
+    PageParams,
+    cursor_params,
+    page_params,
+    paginate,
+    paginate_keyset,
+)
+from trellis.contrib.db.queries import first_or_404, get_or_404
+from trellis.contrib.db.schemas import apply, model_schema
 from trellis.contrib.db.types import UTCDateTime, utcnow
 
 __all__ = [
     "NAMING_CONVENTION",
+    "CursorPage",
+    "CursorParams",
     "Database",
     "DatabaseUnavailableError",
+    "FilterSet",
+    "Filters",
     "IdMixin",
     "Model",
+    "Page",
+    "PageParams",
     "Session",
     "SyncSession",
     "TimestampMixin",
     "UTCDateTime",
+    "apply",
+    "bulk_insert",
+    "bulk_update",
+    "cursor_params",
     "database_of",
+    "first_or_404",
+    "get_or_404",
+    "model_schema",
+    "page_params",
+    "paginate",
+    "paginate_keyset",
     "utcnow",
 ]

@@ -27,15 +27,25 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
-from pydantic.fields import FieldInfo
-from sqlalchemy import Column, inspect
+from sqlalchemy import Column, ColumnDefault, inspect
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import ARRAY, Enum, Numeric, String, TypeEngine
+from sqlalchemy.types import (
+    ARRAY,
+    Date,
+    DateTime,
+    Enum,
+    LargeBinary,
+    Numeric,
+    String,
+    Time,
+    TypeDecorator,
+    TypeEngine,
+)
 
 from trellis.exceptions import ConfigurationError
 
-__all__ = ["Mode", "apply", "model_schema"]
+__all__ = ["Mode", "apply", "model_schema", "python_type"]
 
 Mode = Literal["read", "create", "update"]
 M = TypeVar("M")
@@ -60,15 +70,18 @@ def model_schema(
       built ``from_attributes`` so it validates ORM instances.
     - ``"create"``: without the columns the database or the ORM fills in: autoincrement integer
       primary keys, identity and computed columns, columns with a server default or a SQL
-      expression default, and ``onupdate`` columns (``created_at``/``updated_at``). Nullable
-      columns and columns with a Python default are optional.
+      expression default, ``onupdate`` columns, and date/time columns with a Python function
+      as default (``TimestampMixin``'s ``created_at``/``updated_at``). Nullable columns and
+      columns with another Python default are optional.
     - ``"update"``: as ``"create"`` without any primary key, and every field optional, for
       ``PATCH``: ``data.model_dump(exclude_unset=True)`` (or ``apply``) gives only the fields the
       client sent. A field is ``null``-able only when its column is nullable.
 
     Types come from each column's SQL type: ``String(n)`` is ``str`` of at most ``n``
     characters, ``Numeric(p, s)`` a ``Decimal`` with those digits, ``Enum`` the enum class (or
-    the ``Literal`` of its values), ``JSON`` and types without a known Python type ``Any``.
+    the ``Literal`` of its values), ``JSON`` and types without a known Python type ``Any``. A
+    ``TypeDecorator`` gives its ``python_type`` if it defines one, else its ``impl``'s, unless
+    that is text or bytes (often a serialised value): then ``Any``.
     Relationships and attributes whose name starts with ``_`` are left out.
 
     Args:
@@ -144,11 +157,12 @@ def _build(
     columns: dict[str, ColumnElement[Any]] = {
         prop.key: prop.columns[0] for prop in mapper.column_attrs if not prop.key.startswith("_")
     }
-    unknown = sorted((include or frozenset()) | exclude - columns.keys())
+    unknown = sorted(((include or frozenset()) | exclude) - columns.keys())
     if unknown:
+        names = ", ".join(map(repr, unknown))
         raise ConfigurationError(
-            f"model_schema({model.__name__}): {', '.join(map(repr, unknown))} is not a column"
-            f" attribute of {model.__name__}; its columns are {', '.join(columns)}"
+            f"model_schema({model.__name__}): {names} {'is' if len(unknown) == 1 else 'are'} not"
+            f" a column attribute of {model.__name__}; its columns are {', '.join(columns)}"
         )
     fields: dict[str, Any] = {}
     for key, column in columns.items():
@@ -161,7 +175,7 @@ def _build(
     if mode != "read":
         config["extra"] = "forbid"  # a misspelt field is an error, not silently dropped
     title = {"read": "as read", "create": "to create", "update": "to update (every field optional)"}
-    return create_model(  # type: ignore[no-any-return,call-overload]
+    return create_model(
         name or f"{model.__name__}{mode.capitalize()}",
         __config__=config,
         __doc__=f"{model.__name__} {title[mode]}.",
@@ -190,7 +204,7 @@ def _field(column: ColumnElement[Any], mode: Mode, *, forced: bool) -> tuple[Any
     if managed and not forced:
         return None
     default = column.default
-    if default is not None and getattr(default, "is_scalar", False):
+    if isinstance(default, ColumnDefault) and default.is_scalar:
         return (tp | None if nullable else tp), Field(default.arg, description=description)
     if nullable or default is not None or managed:
         # Left unset, the ORM leaves the column out of the INSERT and its default applies.
@@ -210,7 +224,15 @@ def _database_fills(column: Column[Any]) -> bool:
         or column.onupdate is not None
         or column.server_onupdate is not None
         or (default is not None and not default.is_scalar and not default.is_callable)
+        # A timestamp the model stamps itself (``default=utcnow``): created_at.
+        or (default is not None and default.is_callable and _is_time(column.type))
     )
+
+
+def _is_time(sa_type: TypeEngine[Any]) -> bool:
+    if isinstance(sa_type, TypeDecorator):
+        return _is_time(sa_type.impl_instance)
+    return isinstance(sa_type, DateTime | Date | Time)
 
 
 def python_type(sa_type: TypeEngine[Any]) -> Any:
@@ -222,7 +244,9 @@ def python_type(sa_type: TypeEngine[Any]) -> Any:
     try:
         base: Any = sa_type.python_type
     except NotImplementedError:  # SQLAlchemy 2.0 for types without one; 2.1 gives object
-        return Any
+        base = object
+    if base is object and isinstance(sa_type, TypeDecorator):
+        base = _decorated_type(sa_type)
     if base is object or base is dict:  # JSON: any JSON value, not only objects
         return Any
     if isinstance(sa_type, String) and sa_type.length:
@@ -237,5 +261,16 @@ def python_type(sa_type: TypeEngine[Any]) -> Any:
     return base
 
 
-def _unused(info: FieldInfo) -> None:  # pragma: no cover - keeps FieldInfo imported for typing
-    del info
+def _decorated_type(sa_type: TypeDecorator[Any]) -> Any:
+    """What Python sees of a ``TypeDecorator`` that does not declare ``python_type``.
+
+    Its ``impl`` is how values are stored; over text or bytes that is often a serialised
+    value (JSON in a ``Text``), so only other impls (``DateTime`` ...) are taken at their word.
+    """
+    impl = sa_type.impl_instance
+    if isinstance(impl, String | LargeBinary):
+        return object
+    try:
+        return impl.python_type
+    except NotImplementedError:
+        return object

@@ -109,8 +109,8 @@ async def bulk_update(
     """Update rows of ``model`` by primary key: each mapping names the row and the new values.
 
     ``[{"id": 1, "title": "New"}]`` runs ``UPDATE article SET title=? WHERE id=?``; attributes a
-    mapping leaves out are not touched. Objects of ``model`` already loaded in the session are
-    not refreshed: load them again (or ``session.expire_all()``) to see the new values.
+    mapping leaves out are not touched. Objects of ``model`` already loaded in the session get
+    the new values too (SQLAlchemy's ORM-enabled UPDATE synchronises the identity map).
 
     Args:
         session: The request's session.

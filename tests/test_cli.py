@@ -395,6 +395,39 @@ def test_unknown_command_with_a_broken_app() -> None:
     assert_usage_error(invoke("--app", "nowhere:app", "seed-db"), "no module named 'nowhere'")
 
 
+def test_app_py_is_the_default_application(tmp_path: Path) -> None:
+    write(tmp_path / "app.py", COMMANDS)
+    result = invoke("seed-db", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "seeded 2 users for 2 routes"
+    assert "seed-db" in invoke("--help").output
+    result = invoke("routes")
+    assert result.exit_code == 0, result.output
+    assert "app.index" in result.output
+    # --app and TRELLIS_APP still win
+    write(tmp_path / "other.py", HELLO)
+    assert "seed-db" not in invoke("--app", "other:app", "--help").output
+    assert_usage_error(invoke("seed-db", TRELLIS_APP="other.py"), "No such command 'seed-db'")
+
+
+def test_app_py_in_app_dir_is_the_default_application(tmp_path: Path) -> None:
+    write(tmp_path / "site" / "app.py", COMMANDS)
+    result = invoke("--app-dir", "site", "seed-db", "4")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "seeded 4 users for 2 routes"
+
+
+def test_a_default_app_py_that_is_no_app_does_not_disturb_help(tmp_path: Path) -> None:
+    write(tmp_path / "app.py", "raise RuntimeError('not a web app')\n")
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "routes" in result.output
+    assert "not listed" not in result.output
+    result = invoke("routes")
+    assert result.exit_code == 1
+    assert "not a web app" in result.output
+
+
 # -- trellis run (without serving: what reaches the server) ---------------------------------
 
 

@@ -263,6 +263,14 @@ class App(Router):
 
         return decorator
 
+    def add_command(self, command: Any) -> None:
+        """Add a ready click command or group to the ``trellis`` CLI for this app.
+
+        Plugins use it in ``setup(app)``: ``app.add_command(db_group)`` gives ``trellis db``.
+        """
+        self._check_open("add_command")
+        self._commands.append(command)
+
     @property
     def commands(self) -> tuple[Any, ...]:
         """The click commands the app adds to the CLI."""

@@ -1,7 +1,8 @@
 """The ``trellis`` command: ``new``, ``run``, ``routes``, ``shell`` and the app's own commands.
 
 Built-in commands take the application as ``TARGET`` (``module:app`` or ``path/to/app.py``), or
-from ``--app`` / the ``TRELLIS_APP`` environment variable. Commands an application registers with
+from ``--app`` / the ``TRELLIS_APP`` environment variable, else from ``app.py`` in the current
+directory (or ``--app-dir``) when there is one. Commands an application registers with
 ``@app.command()`` appear once the application is known::
 
     trellis --app myproject:app seed-db
@@ -17,7 +18,13 @@ import os
 
 import click
 
-from trellis.cli._loading import AppImportError, AppLoadError, LoadedApp, load_app
+from trellis.cli._loading import (
+    AppImportError,
+    AppLoadError,
+    LoadedApp,
+    default_target,
+    load_app,
+)
 from trellis.cli._new import new_command
 from trellis.cli._routes import routes_command
 from trellis.cli._run import run_command
@@ -42,10 +49,11 @@ class TrellisGroup(click.Group):
         try:
             extra = self._app_commands(ctx)
         except click.ClickException as exc:  # listing must still work with a broken app
-            click.echo(
-                f"Warning: the application's commands are not listed: {exc.format_message()}",
-                err=True,
-            )
+            if _named_target(ctx) is not None:  # an app.py found by default may be anything
+                click.echo(
+                    f"Warning: the application's commands are not listed: {exc.format_message()}",
+                    err=True,
+                )
             extra = {}
         names.extend(sorted(name for name in extra if name not in names))
         return names
@@ -84,10 +92,14 @@ class TrellisGroup(click.Group):
         return commands
 
 
-def _target(ctx: click.Context) -> str | None:
+def _named_target(ctx: click.Context) -> str | None:
     root = ctx.find_root()
     value = root.params.get("app") or os.environ.get("TRELLIS_APP")
     return str(value) if value else None
+
+
+def _target(ctx: click.Context) -> str | None:
+    return _named_target(ctx) or default_target(ctx)
 
 
 def _load_for_group(ctx: click.Context, target: str) -> LoadedApp:
@@ -117,7 +129,7 @@ def _version() -> str:
     envvar="TRELLIS_APP",
     is_eager=True,  # known before --help lists the application's commands
     help="The application (module:app or path/to/app.py) for commands that need one and for "
-    "the application's own commands. Env: TRELLIS_APP.",
+    "the application's own commands (default: app.py, if there is one). Env: TRELLIS_APP.",
 )
 @click.option(
     "--app-dir",

@@ -18,6 +18,8 @@ from trellis.server import RUN_FROM_CLI_ENV
 
 #: Attribute names tried, in order, when the target names none.
 APP_NAMES = ("app", "application")
+#: The application file used when no target is named (as ``trellis new`` lays a project out).
+DEFAULT_APP_FILE = "app.py"
 #: Factory names tried when no application object is found.
 FACTORY_NAMES = ("create_app", "make_app")
 
@@ -52,18 +54,24 @@ class LoadedApp:
 
 
 def resolve_target(ctx: click.Context, target: str | None) -> str:
-    """Return ``target``, else the group's ``--app`` / ``TRELLIS_APP``; fail if neither is set."""
+    """Return ``target``, else ``--app`` / ``TRELLIS_APP``, else ``app.py``; else fail."""
     if target:
         return target
     root = ctx.find_root()
-    found = root.params.get("app") or os.environ.get("TRELLIS_APP")
+    found = root.params.get("app") or os.environ.get("TRELLIS_APP") or default_target(ctx)
     if found:
         return str(found)
     raise click.UsageError(
         "No application given: pass TARGET (module:app or path/to/app.py), "
-        "or set --app / the TRELLIS_APP environment variable.",
+        f"set --app / the TRELLIS_APP environment variable, or run where {DEFAULT_APP_FILE} is.",
         ctx,
     )
+
+
+def default_target(ctx: click.Context) -> str | None:
+    """``app.py`` of the ``--app-dir`` (default: current) directory, if there is one."""
+    path = Path(resolve_app_dir(ctx, None)) / DEFAULT_APP_FILE
+    return str(path) if path.is_file() else None
 
 
 def resolve_app_dir(ctx: click.Context, app_dir: str | None) -> str:

@@ -7,21 +7,20 @@ by a Django template (autoescape on) loaded once.
 Connections: under ASGI every request runs its sync ORM work in a new asgiref thread
 (``ThreadSensitiveContext``) and Django's connections are per thread, so persistent connections
 (``CONN_MAX_AGE``, what TFB's WSGI django entry uses) would open a new connection per request and
-leave the old ones to the garbage collector. Django's docs say to use the backend's pool under
-ASGI instead: ``OPTIONS["pool"]`` (Django >= 5.1, psycopg_pool) with min_size = max_size =
-BENCH_POOL_SIZE and ``CONN_MAX_AGE = 0`` (required with the pool). DJANGO_DB_MODE=persistent
-switches to ``CONN_MAX_AGE=None`` without a pool, for comparison (not measured by run.sh).
+leave the old ones to the garbage collector. (tried: with ``CONN_MAX_AGE=None`` and 16
+wrk connections the app had 87 server connections after 2 s, then PostgreSQL's
+max_connections = 100 was exhausted and requests failed). Django's docs say to use the backend's
+pool under ASGI instead: ``OPTIONS["pool"]`` (Django >= 5.1, psycopg_pool) with min_size =
+max_size = BENCH_POOL_SIZE and ``CONN_MAX_AGE = 0`` (required with the pool).
 """
 
-import os
 from operator import attrgetter
 from random import randint
 from urllib.parse import unquote, urlsplit
 
 import django
-from django.conf import settings
-
 from dbcommon import ADDITIONAL_FORTUNE, DATABASE_URL, POOL_SIZE, TEMPLATES
+from django.conf import settings
 
 _url = urlsplit(DATABASE_URL)
 _database = {
@@ -32,13 +31,10 @@ _database = {
     "HOST": _url.hostname or "",
     "PORT": str(_url.port or ""),
 }
-if os.environ.get("DJANGO_DB_MODE", "pool") == "persistent":
-    _database.update(CONN_MAX_AGE=None, CONN_HEALTH_CHECKS=False)
-else:
-    _database.update(
-        CONN_MAX_AGE=0,
-        OPTIONS={"pool": {"min_size": POOL_SIZE, "max_size": POOL_SIZE, "timeout": 30}},
-    )
+_database.update(
+    CONN_MAX_AGE=0,
+    OPTIONS={"pool": {"min_size": POOL_SIZE, "max_size": POOL_SIZE, "timeout": 30}},
+)
 
 settings.configure(
     DEBUG=False,

@@ -1,4 +1,4 @@
-"""FastAPI + SQLAlchemy 2 async ORM, written like the TFB entry frameworks/Python/fastapi/app_orm.py.
+"""FastAPI + SQLAlchemy 2 async ORM, like the TFB entry frameworks/Python/fastapi/app_orm.py.
 
 ``create_async_engine("postgresql+asyncpg://...", pool_size=BENCH_POOL_SIZE, max_overflow=0)``
 made at startup (lifespan), an ``async_sessionmaker``; /db is ``AsyncSession.get(World, id)``,
@@ -12,13 +12,12 @@ from contextlib import asynccontextmanager
 from operator import attrgetter
 from random import randint
 
+from dbcommon import ADDITIONAL_FORTUNE, DATABASE_URL, POOL_SIZE, TEMPLATES, with_driver
 from fastapi import FastAPI, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-from dbcommon import ADDITIONAL_FORTUNE, DATABASE_URL, POOL_SIZE, TEMPLATES, with_driver
 
 
 class Base(DeclarativeBase):

@@ -12,10 +12,16 @@ from operator import itemgetter
 from random import randint
 
 import asyncpg
+from dbcommon import (
+    ADDITIONAL_FORTUNE,
+    DATABASE_URL,
+    FORTUNES_SQL,
+    POOL_SIZE,
+    READ_ROW_SQL,
+    TEMPLATES,
+)
 from fastapi import FastAPI, Request
 from fastapi.templating import Jinja2Templates
-
-from dbcommon import ADDITIONAL_FORTUNE, DATABASE_URL, FORTUNES_SQL, POOL_SIZE, READ_ROW_SQL, TEMPLATES
 
 templates = Jinja2Templates(directory=TEMPLATES)
 sort_key = itemgetter("message")

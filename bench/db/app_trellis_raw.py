@@ -9,8 +9,15 @@ from operator import itemgetter
 from random import randint
 
 import asyncpg
+from dbcommon import (
+    ADDITIONAL_FORTUNE,
+    DATABASE_URL,
+    FORTUNES_SQL,
+    POOL_SIZE,
+    READ_ROW_SQL,
+    TEMPLATES,
+)
 
-from dbcommon import ADDITIONAL_FORTUNE, DATABASE_URL, FORTUNES_SQL, POOL_SIZE, READ_ROW_SQL, TEMPLATES
 from trellis import App
 from trellis.templating import render
 

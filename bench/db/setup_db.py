@@ -13,9 +13,8 @@ import sys
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
-
 from dbcommon import DATABASE_URL
+from psycopg import sql
 
 # toolset/databases/postgres/create-postgres.sql (TFB), ids 1..12.
 FORTUNES = [

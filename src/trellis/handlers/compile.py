@@ -151,7 +151,7 @@ class Endpoint:
             self._request_var = current_request
             self.needs_request = True
         # Decided once: which of the paths in __call__ this endpoint takes.
-        self.simple = not (self.before or self.after or self._request_var or self.renderers)
+        self.simple = not (self.before or self.after or self.renderers)
         self.direct = self.simple and self.mode == _NO_ARGS and self.is_async
 
     def _mode(self) -> int:
@@ -232,9 +232,19 @@ class Endpoint:
                     if self.mode == _PLAN:
                         ctx = _Context(self.app, request, scope.get("path_params") or {})
                 if self.simple:
-                    # PERF: no hooks or template binding: call the handler and, for the common
-                    # return types, write straight to ``send``.
-                    result = await self.fn() if self.direct else await self._invoke(scope, ctx)
+                    # PERF: no hooks or negotiation: call the handler (with the request bound
+                    # for templates) and, for the common return types, write straight to
+                    # ``send``.
+                    if self._request_var is None:
+                        result = await self.fn() if self.direct else await self._invoke(scope, ctx)
+                    else:
+                        token = self._request_var.set(request)
+                        try:
+                            result = (
+                                await self.fn() if self.direct else await self._invoke(scope, ctx)
+                            )
+                        finally:
+                            self._request_var.reset(token)
                     if self.encoder is not None and not isinstance(result, Response):
                         body = self.encoder(result)
                         content_type = _JSON_CT

@@ -110,6 +110,9 @@ class Database:
         engine_options: Further keyword arguments for every engine.
         check_on_startup: Connect to every database at start-up and refuse to start when one
             cannot be reached (the default).
+        lazy_transactions: On PostgreSQL (asyncpg, READ COMMITTED), a request's reads before
+            its first write run outside a transaction, saving two round trips for requests
+            that only read; the first write opens the transaction (``trellis.contrib.db.lazy``).
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class Database:
         router: Router | None = None,
         engine_options: Mapping[str, Any] | None = None,
         check_on_startup: bool = True,
+        lazy_transactions: bool = True,
     ) -> None:
         self._url = url
         self._binds_arg = binds
@@ -142,6 +146,7 @@ class Database:
         self.router = router
         self._engine_options = dict(engine_options or {})
         self.check_on_startup = check_on_startup
+        self.lazy_transactions = lazy_transactions
         self.app: App | None = None
         self.urls: dict[str, URL] = {}
         self.replica_urls: dict[str, URL] = {}
@@ -155,6 +160,8 @@ class Database:
         self._rollback_requested = False
         self._test_connections: dict[str, AsyncConnection] = {}
         self._test_transactions: list[Any] = []
+        #: Inside a rolled-back test, requests take turns on the one shared connection.
+        self.test_lock: asyncio.Lock | None = None
         if url is not None:
             self._configure(None)
 
@@ -290,6 +297,10 @@ class Database:
             ) from None
         if backend_of(url) == "sqlite":
             _sqlite_events(engine.sync_engine, url)
+        if self.lazy_transactions and url.get_driver_name() == "asyncpg":
+            from trellis.contrib.db import lazy
+
+            lazy.install(engine.sync_engine)
         return engine
 
     def _make_sync(self, url: URL) -> Engine:
@@ -376,6 +387,8 @@ class Database:
             DatabaseUnavailableError: a database cannot be reached; the message names it
                 (password hidden) and gives the driver's reason.
         """
+        if self._test_connections:
+            return  # a test transaction is open already (it holds SQLite's write lock)
         if self.check_on_startup:
             problems = await self.check()
             failed = {name: problem for name, problem in problems.items() if problem != "ok"}
@@ -417,6 +430,7 @@ class Database:
 
     async def begin_rollback(self) -> None:
         """Open the test transaction now (``rolled_back()`` does it at start-up)."""
+        self.test_lock = asyncio.Lock()
         for name in self.urls:
             conn = await self.engine_for(name).connect()
             self._test_transactions.append(await conn.begin())
@@ -506,7 +520,18 @@ class Database:
         return session
 
     def sync_session(self, *, bind: str | None = None, **options: Any) -> SyncSession:
-        """A new sync session (``with db.sync_session() as s:``), for sync code and scripts."""
+        """A new sync session (``with db.sync_session() as s:``), for sync code and scripts.
+
+        Raises:
+            ConfigurationError: inside ``rolled_back()``: a sync session cannot join the
+                test's transaction (it would not be rolled back, and on SQLite it would wait
+                for the test's write lock).
+        """
+        if self._test_connections:
+            raise ConfigurationError(
+                "sync sessions cannot join a rolled-back test transaction: test sync"
+                " handlers against a database the test creates and drops"
+            )
         options.setdefault("expire_on_commit", False)
         session = RoutingSession(routes=self._sync_binds(), **options)
         if bind is not None:

@@ -25,7 +25,7 @@ from trellis.contrib.db.database import (
     database_of,
     unavailable_error,
 )
-from trellis.contrib.db.routing import has_writes
+from trellis.contrib.db.routing import LAZY_READS, has_writes
 from trellis.exceptions import ConflictError
 from trellis.handlers.params import Depends
 from trellis.http.connection import HTTPConnection
@@ -54,7 +54,14 @@ def _translate(exc: BaseException) -> BaseException:
 async def request_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     """Provide the request's async session; commit on success, roll back on error."""
     database = database_of(conn.app)
+    lock = database.test_lock if database._test_connections else None
+    if lock is not None:
+        # A rolled-back test: concurrent requests would interleave savepoints on the one
+        # connection, so they run one after the other.
+        await lock.acquire()
     session = database.session(bind=_tenant(database, conn))
+    if database.lazy_transactions:
+        session.info[LAZY_READS] = True
     try:
         try:
             yield session
@@ -75,6 +82,8 @@ async def request_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
             raise
     finally:
         await session.close()
+        if lock is not None:
+            lock.release()
 
 
 def sync_request_session(conn: HTTPConnection) -> Iterator[_SyncSession]:

@@ -28,6 +28,9 @@ __all__ = ["Binds", "RoutingSession", "has_writes"]
 DEFAULT_BIND = "trellis.bind"
 #: ``session.info`` key: set true to send every statement to the primary.
 USE_PRIMARY = "trellis.primary"
+#: ``session.info`` key: reads before the first write run without a transaction (see
+#: ``trellis.contrib.db.lazy``).
+LAZY_READS = "trellis.lazy_reads"
 #: ``session.info`` key: the transaction has written (or run SQL that may write).
 WROTE = "trellis.wrote"
 
@@ -115,6 +118,14 @@ def has_writes(session: Session) -> bool:
     and skips the commit's bookkeeping. Text SQL counts as a write (it may be one).
     """
     return bool(session.info.get(WROTE) or session.new or session.dirty or session.deleted)
+
+
+@event.listens_for(RoutingSession, "after_begin")
+def _lazy_begin(session: Session, transaction: SessionTransaction, connection: Any) -> None:
+    if session.info.get(LAZY_READS):
+        from trellis.contrib.db.lazy import defer_begin
+
+        defer_begin(connection)
 
 
 @event.listens_for(RoutingSession, "after_transaction_end")

@@ -452,8 +452,7 @@ class _Context:
                     more = True
                 else:
                     more = (
-                        await self._in_thread(functools.partial(_step, gen, current))
-                        is not _DONE
+                        await self._in_thread(functools.partial(_step, gen, current)) is not _DONE
                     )
             except StopAsyncIteration:
                 continue

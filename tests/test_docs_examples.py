@@ -36,6 +36,7 @@ OTHER_PAGES = (
     "coming-from-fastapi.md",
     "security.md",
     "database.md",
+    "migrations.md",
     "db-queries.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)

@@ -37,12 +37,11 @@ back. The transaction is opened by the app's own start-up because a connection b
 the event loop that opened it, and ``TestClient`` runs the app on a loop of its own. In an
 ``async`` test without a client, the fixture opens it on the test's loop. Notes:
 
-- Requests of one test share the test's connection: send them one after another. Requests
-  running at the same time interleave their savepoints and fail; test concurrency without
-  ``db_rollback``.
-- Sync sessions (``SyncSession`` handlers, ``db.sync_session()``) have connections of their
-  own: they are not rolled back, and on SQLite they fail ("database is locked": the test's
-  transaction holds SQLite's write lock).
+- Requests of one test share the test's connection: requests sent at the same time run one
+  after the other. Test real concurrency without ``db_rollback``.
+- Sync sessions (``SyncSession`` handlers, ``db.sync_session()``) cannot join the test's
+  transaction: they raise ``ConfigurationError`` inside it. Test sync handlers against a
+  database the test creates and drops.
 - DDL in a test commits on MariaDB (it always does there): make tables in ``db_migrate``.
 - In an ``async`` test, use the ``async_client`` fixture (on the test's loop), not ``client``.
 - The migrations directory is the ``trellis_migrations`` ini setting (default

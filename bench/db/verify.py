@@ -3,7 +3,7 @@
     python verify.py PORT [--database-url URL] [--no-count] [--requests 512]
 
 Written after TFB's toolset/test_types/verifications.py and fortune/fortune_html_parser.py
-(see /work/shared/research/tfb.md); a "fail" refuses the app, a "warn" is reported only.
+(TechEmpower's toolset rules); a "fail" refuses the app, a "warn" is reported only.
 
 * Every response: status 200; ``Server``, ``Date``, ``Content-Type`` present; ``Content-Length``
   or ``Transfer-Encoding``; Date in IMF-fixdate form (warn); the Date of a second request made

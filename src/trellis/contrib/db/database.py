@@ -316,11 +316,22 @@ class Database:
             _sqlite_events(engine, url)
         return engine
 
+    @staticmethod
+    def _cached(
+        store: dict[str, Any], name: str, url: URL | None, make: Callable[[URL], Any]
+    ) -> Any:
+        if url is None:
+            return None
+        engine = store.get(name)
+        if engine is None:
+            engine = store[name] = make(url)
+        return engine
+
     def engine_for(self, name: str = "default") -> AsyncEngine:
         """The async engine of a database (made on first use)."""
-        engine = self._engines.get(name)
-        if engine is None:
-            engine = self._engines[name] = self._make_async(self._url_of(name))
+        engine: AsyncEngine = self._cached(
+            self._engines, name, self._url_of(name), self._make_async
+        )
         return engine
 
     @property
@@ -330,28 +341,22 @@ class Database:
 
     def sync_engine_for(self, name: str = "default") -> Engine:
         """The sync engine of a database, for sync handlers and scripts (made on first use)."""
-        engine = self._sync_engines.get(name)
-        if engine is None:
-            engine = self._sync_engines[name] = self._make_sync(self._url_of(name))
+        engine: Engine = self._cached(self._sync_engines, name, self._url_of(name), self._make_sync)
         return engine
 
     def _replica(self, name: str) -> AsyncEngine | None:
         url = self.replica_urls.get(name)
-        if url is None:
-            return None
-        engine = self._replica_engines.get(name)
-        if engine is None:
-            engine = self._replica_engines[name] = self._make_async(url)
-        return engine
+        replica: AsyncEngine | None = self._cached(
+            self._replica_engines, name, url, self._make_async
+        )
+        return replica
 
     def _sync_replica(self, name: str) -> Engine | None:
         url = self.replica_urls.get(name)
-        if url is None:
-            return None
-        engine = self._sync_replica_engines.get(name)
-        if engine is None:
-            engine = self._sync_replica_engines[name] = self._make_sync(url)
-        return engine
+        replica: Engine | None = self._cached(
+            self._sync_replica_engines, name, url, self._make_sync
+        )
+        return replica
 
     def _binds(self) -> Binds:
         # PERF: made once per set of engines, not per session.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,14 +41,14 @@ def _tenant(database: Database, conn: HTTPConnection) -> str | None:
     return database.router(conn)
 
 
-def _translate(exc: BaseException) -> BaseException:
+def _reraise(exc: BaseException) -> NoReturn:
     # The errors the client can do something about get their status; the rest stay 500s.
     if isinstance(exc, IntegrityError):
-        return ConflictError(conflict_detail(exc))
+        raise ConflictError(conflict_detail(exc)) from exc
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         log.error("lost the database connection", exc_info=exc)
-        return unavailable_error()
-    return exc
+        raise unavailable_error() from exc
+    raise exc
 
 
 async def request_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
@@ -65,21 +65,11 @@ async def request_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     try:
         try:
             yield session
-        except BaseException as exc:
-            await session.rollback()
-            translated = _translate(exc)
-            if translated is not exc:
-                raise translated from exc
-            raise
-        try:
             if has_writes(session.sync_session):
                 await session.commit()
-        except Exception as exc:
+        except BaseException as exc:
             await session.rollback()
-            translated = _translate(exc)
-            if translated is not exc:
-                raise translated from exc
-            raise
+            _reraise(exc)
     finally:
         await session.close()
         if lock is not None:
@@ -93,21 +83,11 @@ def sync_request_session(conn: HTTPConnection) -> Iterator[_SyncSession]:
     try:
         try:
             yield session
-        except BaseException as exc:
-            session.rollback()
-            translated = _translate(exc)
-            if translated is not exc:
-                raise translated from exc
-            raise
-        try:
             if has_writes(session):
                 session.commit()
-        except Exception as exc:
+        except BaseException as exc:
             session.rollback()
-            translated = _translate(exc)
-            if translated is not exc:
-                raise translated from exc
-            raise
+            _reraise(exc)
     finally:
         session.close()
 

@@ -416,6 +416,11 @@ class Database:
 
     # -- tests: one transaction per test, rolled back -----------------------------------------
 
+    @property
+    def in_test_transaction(self) -> bool:
+        """Whether a rolled-back test transaction is open (``rolled_back()``)."""
+        return bool(self._test_connections)
+
     @contextlib.contextmanager
     def rolled_back(self) -> Iterator[Database]:
         """Inside the block, everything the sessions do is rolled back when the app stops.

@@ -54,14 +54,14 @@ def _reraise(exc: BaseException) -> NoReturn:
 async def request_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     """Provide the request's async session; commit on success, roll back on error."""
     database = database_of(conn.app)
-    lock = database.test_lock if database._test_connections else None
+    session = database.session(bind=_tenant(database, conn))  # may refuse: before the lock
+    if database.lazy_transactions:
+        session.info[LAZY_READS] = True
+    lock = database.test_lock if database.in_test_transaction else None
     if lock is not None:
         # A rolled-back test: concurrent requests would interleave savepoints on the one
         # connection, so they run one after the other.
         await lock.acquire()
-    session = database.session(bind=_tenant(database, conn))
-    if database.lazy_transactions:
-        session.info[LAZY_READS] = True
     try:
         try:
             yield session

@@ -22,6 +22,8 @@ from sqlalchemy.sql import Delete, Insert, Select, Update
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.schema import Table
 
+from trellis.contrib.db.lazy import defer_begin
+
 __all__ = ["Binds", "RoutingSession", "has_writes"]
 
 #: ``session.info`` key: the database name models without a bind key use (the tenant).
@@ -123,8 +125,6 @@ def has_writes(session: Session) -> bool:
 @event.listens_for(RoutingSession, "after_begin")
 def _lazy_begin(session: Session, transaction: SessionTransaction, connection: Any) -> None:
     if session.info.get(LAZY_READS):
-        from trellis.contrib.db.lazy import defer_begin
-
         defer_begin(connection)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -200,7 +201,7 @@ def _is_deadlock(exc: DBAPIError) -> bool:
     return code == 1213 or sqlstate in ("40P01", "40001")
 
 
-class _TableStore:
+class _TableStore(ABC):
     """What both stores share: the table, the clock, transactions, purging, installing."""
 
     #: Where ``install`` puts the store: ``app.state.<state_name>``.
@@ -223,8 +224,9 @@ class _TableStore:
         self.purge_interval = purge_interval
         self._last_purge = clock()
 
+    @abstractmethod
     def _define(self, name: str, metadata: MetaData) -> Table:
-        raise NotImplementedError
+        """The store's table, named ``name``, on ``metadata``."""
 
     def _info(self, name: str) -> dict[str, Any]:
         # The branch that creates the table (trellis.contrib.db.migrations.BRANCH_KEY).

@@ -165,7 +165,7 @@ def db_rollback(database: Database, request: pytest.FixtureRequest) -> Iterator[
 @pytest.fixture
 async def _trellis_db_async_rollback(database: Database) -> AsyncIterator[None]:
     """The test's transaction on the test's own loop (an async test with no client)."""
-    began = not database._test_connections
+    began = not database.in_test_transaction
     if began:
         await database.begin_rollback()
     try:

@@ -38,6 +38,10 @@ OTHER_PAGES = (
     "database.md",
     "migrations.md",
     "db-queries.md",
+    "cache-and-redis.md",
+    "deployment-checklist.md",
+    "auth.md",
+    "sessions.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -90,11 +94,27 @@ def test_docs_example_runs(
 
 
 def _forget_models() -> None:
-    # Examples declare models on the one shared ``Model``: each starts with none.
+    # Examples declare models on the one shared ``Model``: each starts with none of its own.
+    # The batteries' models (trellis.contrib.auth's User ...) stay, as in an application that
+    # imports them once: other tests of the run hold their classes.
     db = sys.modules.get("trellis.contrib.db.models")
-    if db is not None:
-        db.Model.registry.dispose(cascade=True)
-        db.Model.metadata.clear()
+    if db is None:
+        return
+    registry, metadata = db.Model.registry, db.Model.metadata
+    kept = [m for m in registry.mappers if m.class_.__module__.startswith("trellis.")]
+    if not kept:
+        registry.dispose(cascade=True)
+        metadata.clear()
+        return
+    for mapper in list(registry.mappers):
+        if mapper not in kept:
+            # SQLAlchemy disposes a whole registry only; this is its per-class step.
+            registry._managers.pop(mapper.class_manager, None)
+            registry._dispose_manager_and_mapper(mapper.class_manager)
+    branches = {m.local_table.info.get("migration_branch") for m in kept} - {None}
+    for table in list(metadata.tables.values()):
+        if table.info.get("migration_branch") not in branches:
+            metadata.remove(table)
 
 
 @pytest.mark.parametrize("page", PAGES)

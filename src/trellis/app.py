@@ -45,8 +45,11 @@ from trellis.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from trellis.config import Settings
+    from trellis.csrf import TrustedOrigins
     from trellis.http.forms import FormLimits
     from trellis.http.proxy import TrustedProxies
+    from trellis.middleware.sessions import _Layer
+    from trellis.sessions import SessionConfig
 
 __all__ = ["App"]
 
@@ -144,7 +147,13 @@ class App(Router):
         self._lock = threading.Lock()
         self._built = False
         self._stack: ASGIApp | None = None
+        self._entry: ASGIApp | None = None
         self._fast = False
+        # The built-in layer (sessions + security headers), built with the app.
+        self._layer: _Layer | None = None
+        self._preload = False
+        self._session_config: SessionConfig | None = None
+        self._csrf_origins: TrustedOrigins | None = None
         self._known_hosts: set[bytes] | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
         # Filled by build():
@@ -311,6 +320,7 @@ class App(Router):
 
             self._proxies = TrustedProxies(settings.trusted_proxies)
         self._ensure_executor()
+        self._build_protections()
         routes, mounts = flatten(self)
         self._routes = routes
         self._bind_templates()
@@ -408,7 +418,66 @@ class App(Router):
             # PERF: __call__ lets a Host the guard already accepted skip the guard's frame.
             self._known_hosts = guard._known
         self._stack = stack
+        self._entry = stack
+        if self._layer is not None:
+            # Outermost, so every answer (a refused host, a middleware's 500) gets the headers.
+            self._layer.app = stack
+            self._entry = self._layer
         self._fast = not self._middleware and not self._hosts
+
+    def _build_protections(self) -> None:
+        """Build the session settings, the trusted CSRF origins and the built-in layer."""
+        settings = self.settings
+        sessions = None
+        if settings.sessions:
+            from trellis.sessions import SessionConfig
+
+            sessions = SessionConfig(
+                settings.effective_secret_key,
+                cookie_name=settings.session_cookie,
+                max_age=settings.session_max_age,
+                sliding=settings.session_sliding,
+                secure=settings.session_cookie_secure,
+                samesite=settings.session_cookie_samesite,
+                domain=settings.session_cookie_domain,
+            )
+        self._session_config = sessions
+        if settings.csrf:
+            from trellis.csrf import TrustedOrigins
+
+            self._csrf_origins = TrustedOrigins(settings.csrf_trusted_origins)
+        headers: tuple[tuple[bytes, bytes], ...] = ()
+        https_headers: tuple[tuple[bytes, bytes], ...] | None = None
+        if settings.security_headers:
+            from trellis.middleware.security import SecurityHeadersMiddleware
+
+            defaults = SecurityHeadersMiddleware(
+                self._dispatch,
+                content_security_policy=settings.content_security_policy,
+                hsts=settings.hsts_seconds or None,
+                hsts_include_subdomains=settings.hsts_include_subdomains,
+                hsts_preload=settings.hsts_preload,
+            )
+            headers, https_headers = defaults._http_headers, defaults._https_headers
+        self._layer = None
+        if sessions is not None or headers:
+            from trellis.middleware.sessions import _Layer
+
+            self._layer = _Layer(
+                self._dispatch,
+                sessions=sessions,
+                headers=headers,
+                https_headers=https_headers,
+                owner=self,
+            )
+        self._find_session_store()
+
+    def _find_session_store(self) -> None:
+        """Use ``app.state.session_store`` for sessions, if a plugin or the app set one."""
+        config = self._session_config
+        if config is not None:
+            config.set_store(getattr(self.state, "session_store", None))
+            self._preload = config.store is not None
 
     def add_templates(self, source: Any) -> None:
         """Add a template folder or a Jinja2 loader, searched after the app's own folder.
@@ -455,8 +524,19 @@ class App(Router):
         if self._fast and scope["type"] == "http":
             # PERF: the common case inlined: no app middleware, a Host already accepted, a
             # static path. One frame less than going through the stack and _dispatch.
+            layer = self._layer
+            if layer is not None:
+                # PERF: the built-in layer is a wrapper of send, not one more frame.
+                send = layer.wrap(scope, send)
             if len(scope["headers"]) > self._max_headers:
                 await self._too_many_headers(scope, receive, send)
+                return
+            if (
+                self._preload
+                and layer is not None
+                and layer.must_load(scope)
+                and not await layer.load(scope, receive, send)
+            ):
                 return
             known = self._known_hosts
             if known is not None:
@@ -477,16 +557,18 @@ class App(Router):
                         return
             await self._dispatch(scope, receive, send)
             return
-        stack = self._stack
+        stack = self._entry
         if stack is None or scope["type"] == "lifespan":
             if scope["type"] == "lifespan":
                 await self._lifespan(scope, receive, send)
                 return
             self.build()
             self.settings.check()
-            stack = self._stack
+            stack = self._entry
             assert stack is not None
         if scope["type"] == "http" and len(scope["headers"]) > self._max_headers:
+            if self._layer is not None:
+                send = self._layer._headers_only(scope, send)
             await self._too_many_headers(scope, receive, send)
             return
         await stack(scope, receive, send)
@@ -674,6 +756,8 @@ class App(Router):
                 if state:
                     for key, value in dict(state).items():
                         setattr(self.state, key, value)
+            # A store set by a start-up hook or the lifespan counts too.
+            self._find_session_store()
         except BaseException:
             await stack.__aexit__(None, None, None)
             self._exit_stack = None

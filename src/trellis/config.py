@@ -42,6 +42,7 @@ from pydantic import (
     SecretBytes,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import (
@@ -143,6 +144,11 @@ def _upper(value: Any) -> Any:
 
 def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
+
+
+def _empty_is_none(value: Any) -> Any:
+    # TRELLIS_X= (set but empty) means "not set" for optional settings.
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 class _Unset:
@@ -357,6 +363,83 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Seconds the start-up check waits for each database."
     )
 
+    # --- sessions, CSRF and security headers ------------------------------------------------
+    sessions: bool = Field(
+        default=True,
+        description=(
+            "request.session: data kept per visitor in a signed cookie, or on the server when "
+            "app.state.session_store is set. Costs nothing for requests that do not use it."
+        ),
+    )
+    session_cookie: str = Field(
+        default="session", min_length=1, description="Name of the session cookie."
+    )
+    session_max_age: int = Field(
+        default=14 * 24 * 3600,
+        ge=1,
+        description="Idle lifetime of a session, in seconds (two weeks); enforced server-side.",
+    )
+    session_sliding: bool = Field(
+        default=True,
+        description=(
+            "Renew the lifetime while the session is used (at most once per tenth of "
+            "session_max_age, capped at an hour); off: it expires session_max_age after it "
+            "was created or rotated."
+        ),
+    )
+    session_cookie_secure: Annotated[bool | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None,
+        description="Secure session cookie: true, false, or empty (None) for HTTPS requests only.",
+    )
+    session_cookie_samesite: Annotated[
+        Literal["lax", "strict", "none"], BeforeValidator(_lower)
+    ] = Field(default="lax", description="SameSite of the session cookie: lax, strict or none.")
+    session_cookie_domain: Annotated[str | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None,
+        description="Domain of the session cookie (None: this host only, the safest).",
+    )
+    csrf: bool = Field(
+        default=True,
+        description=(
+            "Check the CSRF token and Origin of unsafe requests (POST, PUT, PATCH, DELETE) "
+            "that carry the session cookie and no Authorization header."
+        ),
+    )
+    csrf_trusted_origins: CommaList[str] = Field(
+        default_factory=list,
+        description=(
+            "Other origins allowed to send unsafe requests: https://app.example.com, or "
+            "https://*.example.com for every subdomain."
+        ),
+    )
+    security_headers: bool = Field(
+        default=True,
+        description=(
+            "Add X-Content-Type-Options: nosniff, X-Frame-Options: DENY, Referrer-Policy: "
+            "strict-origin-when-cross-origin and Cross-Origin-Opener-Policy: same-origin to "
+            "responses that do not set them, plus the CSP and HSTS settings below."
+        ),
+    )
+    content_security_policy: Annotated[str | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None,
+        description="Content-Security-Policy header of every response (None: none sent).",
+    )
+    hsts_seconds: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "max-age of Strict-Transport-Security, sent on HTTPS responses only; 0 sends none. "
+            "Browsers remember it: start small."
+        ),
+    )
+    hsts_include_subdomains: bool = Field(
+        default=False, description="Add includeSubDomains to Strict-Transport-Security."
+    )
+    hsts_preload: bool = Field(
+        default=False,
+        description="Add preload to Strict-Transport-Security (needs a year and subdomains).",
+    )
+
     # --- development server -----------------------------------------------------------------
     server_host: str = Field(default="127.0.0.1", description="Address `trellis run` binds to.")
     server_port: int = Field(
@@ -380,6 +463,43 @@ class Settings(BaseSettings):
                     "without scheme or path"
                 )
         return [host.lower() for host in hosts]
+
+    @field_validator("session_cookie", mode="after")
+    @classmethod
+    def _check_cookie_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+            raise ValueError(
+                f"{name!r} is not a valid cookie name; use letters, digits and - _ . only"
+            )
+        return name
+
+    @field_validator("csrf_trusted_origins", mode="after")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        from trellis.csrf import TrustedOrigins  # only validation needs it
+
+        TrustedOrigins(origins)  # raises ValueError naming the bad entry
+        return origins
+
+    @field_validator("hsts_include_subdomains", "hsts_preload", mode="after")
+    @classmethod
+    def _check_hsts(cls, value: bool, info: ValidationInfo) -> bool:
+        seconds = info.data.get("hsts_seconds")
+        if value and not seconds:
+            raise ValueError(
+                "needs hsts_seconds > 0 (the max-age of Strict-Transport-Security), e.g."
+                " hsts_seconds=31536000"
+            )
+        if (
+            value
+            and info.field_name == "hsts_preload"
+            and (not info.data.get("hsts_include_subdomains") or (seconds or 0) < 31536000)
+        ):
+            raise ValueError(
+                "needs hsts_include_subdomains=True and hsts_seconds >= 31536000 (one year), as"
+                " the browsers' preload list requires"
+            )
+        return value
 
     @field_validator("trusted_proxies", mode="after")
     @classmethod

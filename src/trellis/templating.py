@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import jinja2
 from jinja2.ext import Extension
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from trellis.exceptions import ConfigurationError, URLBuildError
 from trellis.http.response import HeadersInit, HTMLResponse
@@ -96,7 +97,9 @@ class Templates:
         auto_reload: Check template files for changes on every use; defaults to the app's
             ``debug``.
         extensions: Jinja2 extensions (``"jinja2.ext.i18n"`` ...).
-        globals: Extra names visible in every template.
+        globals: Extra names visible in every template, besides the built-in ``url_for``,
+            ``static``, ``csrf_token()``, ``csrf_input()`` (the hidden form field) and
+            ``get_flashed_messages()``.
         filters: Extra filters (``{"money": format_money}``).
         **env_options: Other ``jinja2.Environment`` options (``trim_blocks=True``,
             ``undefined=jinja2.StrictUndefined`` ...).
@@ -140,6 +143,9 @@ class Templates:
         self._processors: list[ContextProcessor] = []
         self.env.globals["url_for"] = self._url_for
         self.env.globals["static"] = self._static
+        self.env.globals["csrf_token"] = _csrf_token
+        self.env.globals["csrf_input"] = _csrf_input
+        self.env.globals["get_flashed_messages"] = _get_flashed_messages
         if globals:
             self.env.globals.update(globals)
         if filters:
@@ -306,6 +312,48 @@ class Templates:
                 f"static({path!r}) in a template: nothing is mounted under the name 'static';"
                 ' serve the files with app.static("/static", "static")'
             ) from None
+
+
+def _context_request(context: Context, what: str) -> Request:
+    request: Request | None = context.get("request")
+    if request is None:
+        request = current_request.get()
+    if request is None:
+        raise RuntimeError(
+            f"{what}() in a template needs the request: render inside a handler or pass request=..."
+        )
+    return request
+
+
+@jinja2.pass_context
+def _csrf_token(context: Context) -> str:
+    """``{{ csrf_token() }}``: a CSRF token for the current session, masked afresh."""
+    from trellis.csrf import csrf_token
+
+    return csrf_token(_context_request(context, "csrf_token"))
+
+
+@jinja2.pass_context
+def _csrf_input(context: Context) -> Markup:
+    """``{{ csrf_input() }}``: the hidden form field that carries the CSRF token."""
+    from trellis.csrf import FIELD_NAME, csrf_token
+
+    token = csrf_token(_context_request(context, "csrf_input"))
+    return Markup('<input type="hidden" name="{}" value="{}">').format(FIELD_NAME, token)
+
+
+@jinja2.pass_context
+def _get_flashed_messages(
+    context: Context, with_categories: bool = False, category_filter: Sequence[str] = ()
+) -> list[Any]:
+    """``{% for m in get_flashed_messages() %}``: the flashed messages, consumed."""
+    from trellis.sessions import get_flashed_messages
+
+    return get_flashed_messages(
+        _context_request(context, "get_flashed_messages"),
+        with_categories=with_categories,
+        category_filter=category_filter,
+    )
 
 
 def render(

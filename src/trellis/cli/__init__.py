@@ -1,4 +1,4 @@
-"""The ``trellis`` command: ``new``, ``run``, ``routes``, ``shell`` and the app's own commands.
+"""The ``trellis`` command: ``new``, ``run``, ``routes``, ``check``, ``shell``, the app's commands.
 
 Built-in commands take the application as ``TARGET`` (``module:app`` or ``path/to/app.py``), or
 from ``--app`` / the ``TRELLIS_APP`` environment variable, else from ``app.py`` in the current
@@ -18,6 +18,7 @@ import os
 
 import click
 
+from trellis.cli._check import check_command
 from trellis.cli._loading import (
     AppImportError,
     AppLoadError,
@@ -148,4 +149,5 @@ def main(app: str | None, app_dir: str | None) -> None:
 main.add_command(new_command)
 main.add_command(run_command)
 main.add_command(routes_command)
+main.add_command(check_command)
 main.add_command(shell_command)

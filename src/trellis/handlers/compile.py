@@ -17,6 +17,7 @@ import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from trellis.csrf import UNSAFE_METHODS, check_request, origin_allowed
 from trellis.exceptions import ConfigurationError
 from trellis.handlers._plan import (
     DependencyPlan,
@@ -87,6 +88,7 @@ class Endpoint:
         "after",
         "app",
         "before",
+        "csrf",
         "dependencies",
         "direct",
         "encoder",
@@ -150,6 +152,9 @@ class Endpoint:
 
             self._request_var = current_request
             self.needs_request = True
+        # The session cookie whose presence makes an unsafe request need a CSRF token; None when
+        # the route has no unsafe method, is exempt (csrf=False) or CSRF checks are off.
+        self.csrf: str | None = _csrf_cookie(app, opts, flat.route.methods)
         # Decided once: which of the paths in __call__ this endpoint takes.
         self.simple = not (self.before or self.after or self.renderers)
         self.direct = self.simple and self.mode == _NO_ARGS and self.is_async
@@ -231,6 +236,11 @@ class Endpoint:
                     request = self._request(scope, receive)
                     if self.mode == _PLAN:
                         ctx = _Context(self.app, request, scope.get("path_params") or {})
+                if self.csrf is not None and scope["method"] in UNSAFE_METHODS:
+                    # Before anything of the handler runs; the form it reads is kept for it.
+                    if request is None:
+                        request = self._request(scope, receive)
+                    await check_request(request, self.csrf)
                 if self.simple:
                     # PERF: no hooks or negotiation: call the handler (with the request bound
                     # for templates) and, for the common return types, write straight to
@@ -350,6 +360,16 @@ class Endpoint:
         return response
 
 
+def _csrf_cookie(app: App, opts: dict[str, Any], methods: frozenset[str]) -> str | None:
+    option = opts.get("csrf", True)
+    if not isinstance(option, bool):
+        raise ConfigurationError(f"the route option csrf must be True or False, not {option!r}")
+    config = app._session_config
+    if not option or not app.settings.csrf or config is None or not methods & UNSAFE_METHODS:
+        return None
+    return config.cookie_name
+
+
 def _router_dependency(
     dep: Any, path_types: dict[str, type | None], app: App, where: str
 ) -> DependencyPlan:
@@ -428,7 +448,17 @@ def _is_async_callable(fn: Any) -> bool:
 class WebSocketEndpoint:
     """The compiled form of a websocket route: an ASGI callable for websocket scopes."""
 
-    __slots__ = ("app", "dependencies", "fn", "name", "param_names", "path", "plan", "route")
+    __slots__ = (
+        "app",
+        "check_origin",
+        "dependencies",
+        "fn",
+        "name",
+        "param_names",
+        "path",
+        "plan",
+        "route",
+    )
 
     def __init__(self, app: App, flat: FlatRoute, path_types: dict[str, type | None]) -> None:
         from trellis.handlers._plan import _BODY, _BODY_FIELD, _FILE, _FORM
@@ -455,12 +485,27 @@ class WebSocketEndpoint:
         self.dependencies: tuple[DependencyPlan, ...] = tuple(
             _router_dependency(dep, path_types, app, flat.route.where) for dep in flat.dependencies
         )
+        # Cross-site websocket hijacking: a handshake that carries the session cookie must
+        # come from this site (browsers send the cookie with any page's handshake).
+        # The handshake counts as an unsafe request.
+        self.check_origin: str | None = _csrf_cookie(app, flat.route.options, UNSAFE_METHODS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Resolve the handler's parameters and run it for one connection."""
         from trellis.websockets import WebSocket, serve_websocket
 
         websocket = WebSocket(scope, receive, send)
+        if (
+            self.check_origin is not None
+            and self.check_origin in websocket.cookies
+            and not origin_allowed(websocket)
+        ):
+            await websocket.deny(
+                403,
+                "Origin not allowed: a websocket handshake with the session cookie must come"
+                " from this site or one of the csrf_trusted_origins",
+            )
+            return
         ctx = _Context(self.app, websocket, scope.get("path_params") or {})  # type: ignore[arg-type]
 
         async def run() -> None:

@@ -6,10 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from trellis.datastructures import URL, Headers, QueryParams, State
 from trellis.http.cookies import parse_cookie_header
+from trellis.sessions import SCOPE_KEY, open_session
 from trellis.types import Scope
 
 if TYPE_CHECKING:
     from trellis.app import App
+    from trellis.sessions import Session
 
 __all__ = ["HTTPConnection"]
 
@@ -70,6 +72,19 @@ class HTTPConnection:
             header = "; ".join(self.headers.getlist("cookie"))
             self._cookies = parse_cookie_header(header) if header else {}
         return self._cookies
+
+    @property
+    def session(self) -> Session:
+        """The visitor's session: a dict-like mapping of JSON values (see ``trellis.sessions``).
+
+        Opened on first use; changes are saved when the response starts. Read-only on a
+        websocket.
+
+        Raises:
+            ConfigurationError: sessions are turned off (the ``sessions`` setting).
+        """
+        session: Session | None = self.scope.get(SCOPE_KEY)
+        return session if session is not None else open_session(self)
 
     @property
     def state(self) -> State:

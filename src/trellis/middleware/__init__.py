@@ -20,6 +20,7 @@ from trellis.middleware.hosts import TrustedHostMiddleware as TrustedHostMiddlew
 from trellis.middleware.https import HTTPSRedirectMiddleware as HTTPSRedirectMiddleware
 from trellis.middleware.request_id import RequestIDMiddleware as RequestIDMiddleware
 from trellis.middleware.security import SecurityHeadersMiddleware as SecurityHeadersMiddleware
+from trellis.middleware.sessions import SessionMiddleware as SessionMiddleware
 from trellis.types import ASGIApp
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "MiddlewareFactory",
     "RequestIDMiddleware",
     "SecurityHeadersMiddleware",
+    "SessionMiddleware",
     "TrustedHostMiddleware",
 ]
 

@@ -237,8 +237,9 @@ class Router:
             methods: HTTP methods; ``GET`` for a function and every verb a view class defines
                 when not given (``HEAD`` is answered for every ``GET`` automatically).
             **options: ``name``, ``middleware``, ``dependencies``, ``tags``, ``max_body_size``
-                (bytes, or ``None`` for no limit), ``status_code``, and options read by the
-                typed-API layer.
+                (bytes, or ``None`` for no limit), ``status_code``, ``csrf=False`` (no
+                automatic CSRF check: a webhook called by another server), and options read
+                by the typed-API layer.
         """
         self._check_open("route")
         return self._decorator(path, methods, options)

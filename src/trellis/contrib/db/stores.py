@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -53,10 +53,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
+from trellis.contrib.cache import CacheBackend
 from trellis.contrib.db.database import Database
 from trellis.contrib.db.models import NAMING_CONVENTION
 from trellis.contrib.db.types import UTCDateTime
 from trellis.exceptions import ConfigurationError
+from trellis.sessions import SessionBackend
 
 if TYPE_CHECKING:
     from trellis.app import App
@@ -83,49 +85,6 @@ _MYSQL = ("mysql", "mariadb")
 _ATTEMPTS = 3
 _BIGINT = range(-(2**63), 2**63)
 _CACHE_VALUES = ("value", "int_value", "expires_at")
-
-
-@runtime_checkable
-class CacheBackend(Protocol):
-    """What a cache backend does (in memory, Redis or ``DatabaseCache``): all async."""
-
-    async def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key``, or ``default`` when it is missing or expired."""
-
-    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (``None``: until deleted)."""
-
-    async def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
-        """Store ``value`` only if ``key`` is missing; whether it was stored."""
-
-    async def delete(self, key: str) -> bool:
-        """Remove ``key``; whether it was there."""
-
-    async def incr(self, key: str, delta: int = 1, *, ttl: float | None = None) -> int:
-        """Add ``delta`` to the integer under ``key`` (missing counts as 0); the new value."""
-
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The values of the ``keys`` that are present."""
-
-    async def set_many(self, values: Mapping[str, Any], ttl: float | None = None) -> None:
-        """Store every item of ``values``."""
-
-    async def clear(self) -> None:
-        """Remove every key."""
-
-
-@runtime_checkable
-class SessionBackend(Protocol):
-    """What a session store does (in memory, Redis or ``DatabaseSessionStore``): all async."""
-
-    async def load(self, session_id: str) -> dict[str, Any] | None:
-        """The data of a session, or ``None`` when it is unknown or expired."""
-
-    async def save(self, session_id: str, data: dict[str, Any], ttl: float) -> None:
-        """Store a session's data for ``ttl`` seconds."""
-
-    async def delete(self, session_id: str) -> None:
-        """Forget a session."""
 
 
 class _TextAsBinary(mysql.VARBINARY):

@@ -1,0 +1,199 @@
+"""A cache in the process's memory: tests, development, and one-process deployments."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from trellis.contrib.cache._values import INT64, check_key, counter, dumps, loads
+from trellis.contrib.cache._values import not_an_integer as _not_an_integer
+from trellis.contrib.cache._values import overflow as _overflow
+from trellis.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from trellis.app import App
+
+__all__ = ["MemoryCache"]
+
+# A stored value: a counter as an int (incr adds to it), anything else as its JSON bytes;
+# and when it expires on the cache's clock (None: never).
+_Entry = tuple[int | bytes, float | None]
+
+
+class MemoryCache:
+    """A cache in a dictionary of this process: fast, but not shared between processes.
+
+    It behaves like ``RedisCache`` and ``DatabaseCache``: values are stored as JSON, so what
+    comes back is a copy (a tuple comes back as a list, changing a returned dict changes
+    nothing in the cache) and a value JSON cannot hold is refused with ``TypeError``.
+    Beyond ``max_entries`` keys, the least recently used ones are dropped.
+
+    ```py
+    cache = app.install(MemoryCache())          # app.state.cache
+    await cache.set("answer", {"n": 42}, ttl=60)
+    await cache.incr(f"hits:{ip}", ttl=60)      # a counter in a one-minute window
+    ```
+
+    Args:
+        max_entries: The most keys kept; the least recently used go first.
+        clock: The time in seconds (``time.monotonic``); tests pass a fake one.
+    """
+
+    def __init__(
+        self, max_entries: int = 10_000, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, not {max_entries}")
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # Every method runs without awaiting, so on one event loop each is atomic already;
+        # the lock covers a cache shared with other threads (a sync handler's event loop).
+        # PERF: an uncontended lock costs well under a microsecond.
+        self._lock = threading.Lock()
+
+    def setup(self, app: App) -> None:
+        """Install on ``app`` as ``app.state.cache``.
+
+        Raises:
+            ConfigurationError: the application has another cache already.
+        """
+        existing = getattr(app.state, "cache", None)
+        if existing is not None and existing is not self:
+            raise ConfigurationError(f"the application already has app.state.cache ({existing!r})")
+        app.state.cache = self
+
+    # -- helpers (call with the lock held) ----------------------------------------------------
+
+    def _live(self, key: str, now: float) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires = entry[1]
+        if expires is not None and expires <= now:
+            del self._entries[key]
+            return None
+        return entry
+
+    def _store(self, key: str, stored: int | bytes, expires: float | None) -> None:
+        entries = self._entries
+        entries[key] = (stored, expires)
+        entries.move_to_end(key)
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+    @staticmethod
+    def _encode(value: Any) -> int | bytes:
+        number = counter(value)
+        return dumps(value) if number is None else number
+
+    @staticmethod
+    def _decode(stored: int | bytes) -> Any:
+        return stored if isinstance(stored, int) else loads(stored)
+
+    # -- the cache ----------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when it is missing or expired."""
+        check_key(key)
+        with self._lock:
+            entry = self._live(key, self.clock())
+            if entry is None:
+                return default
+            self._entries.move_to_end(key)
+        return self._decode(entry[0])
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The values of the ``keys`` that are present (missing and expired ones left out)."""
+        wanted = list(dict.fromkeys(keys))
+        for key in wanted:
+            check_key(key)
+        found: dict[str, int | bytes] = {}
+        with self._lock:
+            now = self.clock()
+            for key in wanted:
+                entry = self._live(key, now)
+                if entry is not None:
+                    self._entries.move_to_end(key)
+                    found[key] = entry[0]
+        return {key: self._decode(stored) for key, stored in found.items()}
+
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (``None``: until deleted)."""
+        await self.set_many({key: value}, ttl)
+
+    async def set_many(self, values: Mapping[str, Any], ttl: float | None = None) -> None:
+        """Store every item of ``values``, all with the same ``ttl``."""
+        for key in values:
+            check_key(key)
+        encoded = {key: self._encode(value) for key, value in values.items()}
+        with self._lock:
+            now = self.clock()
+            if ttl is not None and ttl <= 0:
+                for key in encoded:  # stored and expired at once
+                    self._entries.pop(key, None)
+                return
+            expires = None if ttl is None else now + ttl
+            for key, stored in encoded.items():
+                self._store(key, stored, expires)
+
+    async def add(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is missing (or expired); whether it was stored."""
+        check_key(key)
+        stored = self._encode(value)
+        with self._lock:
+            now = self.clock()
+            if self._live(key, now) is not None:
+                return False
+            if ttl is None or ttl > 0:
+                self._store(key, stored, None if ttl is None else now + ttl)
+            return True
+
+    async def incr(self, key: str, delta: int = 1, *, ttl: float | None = None) -> int:
+        """Add ``delta`` to the integer under ``key``; the new value.
+
+        A missing (or expired) key counts as 0 and gets ``ttl`` (a rate limit's window); an
+        existing key keeps its expiry.
+
+        Raises:
+            TypeError: the key holds a value that is not an integer.
+            OverflowError: the result would not fit in 64 bits (as in Redis).
+        """
+        check_key(key)
+        step = counter(delta)
+        if step is None:
+            raise TypeError(f"delta must be an integer, not {delta!r}")
+        with self._lock:
+            now = self.clock()
+            entry = self._live(key, now)
+            if entry is None:
+                if ttl is None or ttl > 0:
+                    self._store(key, step, None if ttl is None else now + ttl)
+                return step
+            current, expires = entry
+            if not isinstance(current, int):
+                raise _not_an_integer(key)
+            result = current + step
+            if result not in INT64:
+                raise _overflow(key)
+            self._store(key, result, expires)
+            return result
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; whether it was there (an expired key was not)."""
+        check_key(key)
+        with self._lock:
+            present = self._live(key, self.clock()) is not None
+            self._entries.pop(key, None)
+            return present
+
+    async def clear(self) -> None:
+        """Remove every key."""
+        with self._lock:
+            self._entries.clear()
+
+    def __repr__(self) -> str:
+        return f"<MemoryCache {len(self._entries)}/{self.max_entries} entries>"

@@ -1,0 +1,20 @@
+"""Redis batteries: a cache and a session store shared by every process.
+
+```py
+from trellis.contrib.redis import RedisCache, RedisSessionStore
+
+app.install(RedisCache("redis://localhost:6379/0"))          # app.state.cache
+app.install(RedisSessionStore("redis://localhost:6379/0"))   # app.state.session_store
+```
+
+Both connect at start-up (the app does not start when Redis is unreachable) and close at
+shut-down. Outside an app: ``async with RedisCache(url) as cache: ...``, or ``await
+cache.connect()`` and ``await cache.close()``. Needs the ``redis`` extra: ``pip install
+'trellis[redis]'``.
+"""
+
+from trellis.contrib.redis._client import RedisUnavailableError as RedisUnavailableError
+from trellis.contrib.redis.cache import RedisCache as RedisCache
+from trellis.contrib.redis.sessions import RedisSessionStore as RedisSessionStore
+
+__all__ = ["RedisCache", "RedisSessionStore", "RedisUnavailableError"]

@@ -1,0 +1,182 @@
+"""What the Redis stores share: the client, connecting, closing, installing on an app."""
+
+from __future__ import annotations
+
+import math
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from trellis.contrib.cache._values import check_key
+from trellis.exceptions import ConfigurationError, TrellisError
+
+if TYPE_CHECKING:
+    from trellis.app import App
+
+__all__ = ["RedisUnavailableError", "redact"]
+
+_SECRET_PARAMS = frozenset({"password"})
+
+
+class RedisUnavailableError(TrellisError):
+    """Redis could not be reached (at start-up, or by ``connect()``)."""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (in the user part or the query), to show in messages."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, hostinfo = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hostinfo}" if colon else netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(name, "***" if name in _SECRET_PARAMS else value) for name, value in pairs],
+            safe="*/",
+        )
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def milliseconds(ttl: float) -> int:
+    """A positive ``ttl`` in whole milliseconds, rounded up (Redis refuses ``PX 0``)."""
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _describe(client: Redis) -> str:
+    """Where a client given to a store connects (for messages and ``repr``)."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
+
+
+class RedisStore:
+    """The base of ``RedisCache`` and ``RedisSessionStore``: a client, its life, a prefix.
+
+    Args:
+        url_or_client: A URL (``redis://[:password@]host:6379/0``, ``rediss://`` for TLS,
+            ``unix:///path.sock``) or a ``redis.asyncio.Redis`` client of yours. A client
+            you pass stays yours: ``close()`` leaves it open.
+        prefix: Put before every key, so that several stores share one Redis database.
+        connect_timeout: Seconds to wait for a connection to Redis.
+        timeout: Seconds to wait for an answer to a command (``None``: forever).
+        options: More options of ``redis.asyncio.Redis.from_url`` (``max_connections``,
+            TLS settings ...), with a URL only.
+    """
+
+    #: Where ``install`` puts the store: ``app.state.<state_name>``.
+    state_name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        url_or_client: str | Redis,
+        *,
+        prefix: str,
+        connect_timeout: float = 5.0,
+        timeout: float | None = 5.0,
+        **options: Any,
+    ) -> None:
+        if isinstance(url_or_client, str):
+            self.url = redact(url_or_client)
+            try:
+                self.client: Redis = Redis.from_url(
+                    url_or_client,
+                    socket_connect_timeout=connect_timeout,
+                    socket_timeout=timeout,
+                    **options,
+                )
+            except ValueError as exc:
+                raise ConfigurationError(f"invalid Redis URL {self.url!r}: {exc}") from None
+            self._owns_client = True
+        elif isinstance(url_or_client, Redis):
+            if options:
+                raise TypeError(
+                    f"options ({', '.join(sorted(options))}) go with a URL; configure the"
+                    " client you pass yourself"
+                )
+            self.client = url_or_client
+            self.url = _describe(url_or_client)
+            self._owns_client = False
+        else:
+            raise TypeError(
+                "give a Redis URL (redis://host:6379/0) or a redis.asyncio.Redis client,"
+                f" not {type(url_or_client).__name__}"
+            )
+        if not isinstance(prefix, str):
+            raise TypeError(f"the prefix is a string, not {type(prefix).__name__}")
+        self.prefix = prefix
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return self.prefix + key
+
+    # -- life ---------------------------------------------------------------------------------
+
+    def setup(self, app: App) -> None:
+        """Install on ``app``: ``app.state.<name>``, connect at start-up, close at shut-down.
+
+        Raises:
+            ConfigurationError: the application has another store of this kind already.
+        """
+        name = self.state_name
+        existing = getattr(app.state, name, None)
+        if existing is not None and existing is not self:
+            raise ConfigurationError(f"the application already has app.state.{name} ({existing!r})")
+        setattr(app.state, name, self)
+        app.on_startup(self.connect)
+        app.on_shutdown(self.close)
+
+    async def connect(self) -> None:
+        """Reach Redis now (the app calls this at start-up): fail early, not at a request.
+
+        Raises:
+            RedisUnavailableError: Redis does not answer; the message names the server
+                (password hidden) and gives the reason.
+        """
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailableError(
+                f"cannot connect to Redis at {self.url}: {exc or type(exc).__name__}"
+                " (is the server running, and is the URL right?)"
+            ) from exc
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now (for a readiness check); never raises when it is down."""
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        """Close the connections (the app calls this at shut-down).
+
+        A client you passed in stays open. The store can be used again afterwards: it
+        connects again when needed.
+        """
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url} prefix={self.prefix!r}>"

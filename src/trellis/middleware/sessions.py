@@ -1,0 +1,277 @@
+"""Session middleware: load the session, save it and set its cookie when the response starts.
+
+The application builds this layer itself when the ``sessions`` setting is on (the default),
+fused with the security headers into one wrapper of ``send``; ``SessionMiddleware`` is the same
+layer on its own, for an ASGI app that is not a Trellis ``App`` or for a part of one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from trellis.sessions import CONFIG_KEY, SCOPE_KEY, Session, SessionBackend, SessionConfig
+from trellis.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from trellis.app import App
+
+__all__ = ["SessionMiddleware"]
+
+log = logging.getLogger("trellis.error")
+
+Header = tuple[bytes, bytes]
+
+_VARY_COOKIE = (b"vary", b"Cookie")
+
+
+async def _drop(message: Message) -> None:
+    """Swallow what the application still sends after its response was replaced."""
+
+
+class _Layer:
+    """Sessions and fixed response headers in one wrapper of ``send``.
+
+    Per request it costs one closure: the session is opened only when the handler touches it
+    (or, with a session store, preloaded when the request carries the cookie), and the headers
+    are added to the response start.
+
+    Args:
+        app: The ASGI application to wrap.
+        sessions: How sessions are kept; ``None`` for no sessions.
+        headers: Headers added to every HTTP response that does not set them.
+        https_headers: The same plus HTTPS-only ones (``Strict-Transport-Security``).
+        owner: The Trellis application, for proxy-aware schemes and error pages.
+        expose_config: Put ``sessions`` in the scope (a standalone middleware must; the app's
+            own layer need not, the app holds it).
+    """
+
+    __slots__ = ("app", "expose", "headers", "https_headers", "names", "owner", "sessions")
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        sessions: SessionConfig | None,
+        headers: Sequence[Header] = (),
+        https_headers: Sequence[Header] | None = None,
+        owner: App | None = None,
+        expose_config: bool = False,
+    ) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.headers = tuple(headers)
+        self.https_headers = (
+            tuple(https_headers)
+            if https_headers is not None and tuple(https_headers) != self.headers
+            else None
+        )
+        self.names = frozenset(k for k, _ in (*self.headers, *(self.https_headers or ())))
+        self.owner = owner
+        self.expose = expose_config
+
+    def must_load(self, scope: Scope) -> bool:
+        """Whether sessions live in a store and the request may carry the session cookie."""
+        sessions = self.sessions
+        return (
+            sessions is not None and sessions.store is not None and sessions.may_carry_cookie(scope)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        kind = scope["type"]
+        if kind == "http":
+            send = self.wrap(scope, send)
+            if self.must_load(scope) and not await self.load(scope, receive, send):
+                return
+        elif kind == "websocket" and self.sessions is not None:
+            if self.expose:
+                scope[CONFIG_KEY] = self.sessions
+            if self.must_load(scope):
+                await self.sessions.preload(scope)
+        await self.app(scope, receive, send)
+
+    async def load(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Preload the server-side session; on a store failure answer 500 and return False."""
+        assert self.sessions is not None
+        try:
+            await self.sessions.preload(scope)
+        except Exception as exc:
+            await self._fail(scope, receive, send, exc, add_headers=False)
+            return False
+        return True
+
+    def wrap(self, scope: Scope, send: Send) -> Send:
+        """Return ``send`` wrapped: the session is saved and the headers added at the start."""
+        if self.expose and self.sessions is not None:
+            scope[CONFIG_KEY] = self.sessions
+        layer = self
+
+        # PERF: a plain function returning send's awaitable, not a coroutine of its own: a
+        # body message costs one call, the response start a few header checks. Only a
+        # request that used its session gets the coroutine that saves it.
+        def send_with_defaults(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start":
+                session: Session | None = scope.get(SCOPE_KEY)
+                if session is not None and not session._saved and layer.sessions is not None:
+
+                    async def start_with_session() -> None:
+                        nonlocal send
+                        assert session is not None and layer.sessions is not None
+                        try:
+                            cookie = await layer.sessions.commit(session, scope)
+                        except Exception as exc:
+                            scope.pop(SCOPE_KEY, None)
+                            original, send = send, _drop
+                            await layer._fail(scope, _no_receive, original, exc, add_headers=True)
+                            return
+                        if not session._readonly:
+                            headers = _with_vary_cookie(message.get("headers") or ())
+                            if cookie is not None:
+                                headers.append((b"set-cookie", cookie))
+                            message["headers"] = headers
+                        await send(layer._add_fixed(scope, message))
+
+                    return start_with_session()
+                fixed = layer.headers
+                if layer.https_headers is not None and _is_https(scope):
+                    fixed = layer.https_headers
+                if fixed:
+                    headers = message.get("headers") or ()
+                    for key, _ in headers:
+                        if key.lower() in layer.names:
+                            fixed = layer._missing(headers, fixed)
+                            break
+                    # A new list: a Response may send its own header list every time.
+                    message["headers"] = [*headers, *fixed]
+            return send(message)
+
+        return send_with_defaults
+
+    def _add_fixed(self, scope: Scope, message: Message) -> Message:
+        fixed = self.headers
+        if self.https_headers is not None and _is_https(scope):
+            fixed = self.https_headers
+        if fixed:
+            headers = message.get("headers") or ()
+            message["headers"] = [*headers, *self._missing(headers, fixed)]
+        return message
+
+    @staticmethod
+    def _missing(headers: Any, fixed: tuple[Header, ...]) -> tuple[Header, ...]:
+        """The headers of ``fixed`` that ``headers`` does not set (the response's win)."""
+        present = {k.lower() for k, _ in headers}
+        return tuple(h for h in fixed if h[0] not in present)
+
+    async def _fail(
+        self, scope: Scope, receive: Receive, send: Send, exc: Exception, *, add_headers: bool
+    ) -> None:
+        from trellis.http.request import Request
+
+        owner = self.owner if self.owner is not None else scope.get("app")
+        error_response = getattr(owner, "_error_response", None)
+        if error_response is not None:
+            response = await error_response(Request(scope, receive), exc)
+        else:
+            from trellis.http.errors import server_error_response
+
+            log.error("the session could not be loaded or saved", exc_info=exc)
+            response = server_error_response(exc, html_page=False, request_id="-", debug=False)
+        await response(scope, receive, self._headers_only(scope, send) if add_headers else send)
+
+    def _headers_only(self, scope: Scope, send: Send) -> Send:
+        fixed = self.https_headers if self.https_headers and _is_https(scope) else self.headers
+        if not fixed:
+            return send
+
+        async def send_error(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers") or ()
+                message["headers"] = [*headers, *self._missing(headers, fixed)]
+            await send(message)
+
+        return send_error
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _with_vary_cookie(headers: Any) -> list[Header]:
+    """``headers`` with ``Cookie`` added to ``Vary``: the answer depends on the session."""
+    out = list(headers)
+    for i, (key, value) in enumerate(out):
+        if key.lower() == b"vary":
+            tokens = [t.strip().lower() for t in value.split(b",")]
+            if b"cookie" not in tokens and b"*" not in tokens:
+                out[i] = (key, value + b", Cookie" if value.strip() else b"Cookie")
+            return out
+    out.append(_VARY_COOKIE)
+    return out
+
+
+def _is_https(scope: Scope) -> bool:
+    if scope.get("scheme") == "https":
+        return True
+    if getattr(scope.get("app"), "_proxies", None) is None:
+        return False
+    from trellis.http.connection import HTTPConnection
+
+    return HTTPConnection(scope).scheme == "https"
+
+
+class SessionMiddleware(_Layer):
+    """Sessions for any ASGI application: ``HTTPConnection(scope).session`` works inside it.
+
+    A Trellis ``App`` has sessions already (the ``sessions`` setting); use this to give them
+    to another ASGI app, or to run one part of an app with other session settings.
+
+    Args:
+        app: The ASGI application to wrap.
+        secret_key: Signs the cookie; at least 32 random characters in production.
+        cookie_name: The cookie's name.
+        max_age: Idle lifetime in seconds (two weeks by default).
+        sliding: Renew the lifetime while the session is used.
+        secure: ``Secure`` cookie: ``True``, ``False``, or ``None`` for HTTPS requests only.
+        samesite: The cookie's ``SameSite``: ``"lax"``, ``"strict"`` or ``"none"``.
+        domain: The cookie's ``Domain`` (``None``: this host only).
+        store: A ``SessionBackend`` to keep the data on the server; the cookie then holds
+            only a random id.
+
+    Raises:
+        ConfigurationError: A cookie setting is invalid, or ``store`` is not a session store.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secret_key: str,
+        cookie_name: str = "session",
+        max_age: int = 14 * 24 * 3600,
+        sliding: bool = True,
+        secure: bool | None = None,
+        samesite: Literal["lax", "strict", "none"] = "lax",
+        domain: str | None = None,
+        store: SessionBackend | None = None,
+    ) -> None:
+        config = SessionConfig(
+            secret_key,
+            cookie_name=cookie_name,
+            max_age=max_age,
+            sliding=sliding,
+            secure=secure,
+            samesite=samesite,
+            domain=domain,
+            store=store,
+        )
+        super().__init__(app, sessions=config, expose_config=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection (a session opened by an outer layer is replaced)."""
+        if scope["type"] in ("http", "websocket"):
+            scope.pop(SCOPE_KEY, None)
+        await super().__call__(scope, receive, send)

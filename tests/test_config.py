@@ -19,6 +19,7 @@ from trellis.config import (
     ByteCount,
     CommaList,
     Settings,
+    env_var_name,
     load_settings,
 )
 from trellis.exceptions import ConfigurationError
@@ -395,6 +396,8 @@ def test_subclass_can_change_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None
     message = _production_error(load_settings(ShopOnly))
     assert "SHOP_SECRET_KEY is not set" in message
     assert "SHOP_DEBUG=1" in message
+    assert env_var_name(ShopOnly, "secret_key") == "SHOP_SECRET_KEY"
+    assert env_var_name(Settings, "hsts_seconds") == "TRELLIS_HSTS_SECONDS"
 
 
 def test_subclass_nested_model_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,7 +46,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from trellis.config import SECRET_KEY_MIN_LENGTH, _env_name, _secret_key_problem
+from trellis.config import SECRET_KEY_MIN_LENGTH, env_var_name
 
 if TYPE_CHECKING:
     from trellis.app import App
@@ -163,7 +163,7 @@ def settings_problems(settings: Settings) -> list[DeployProblem]:
     cls = type(settings)
 
     def env(name: str) -> str:
-        return _env_name(cls, name)
+        return env_var_name(cls, name)
 
     problems: list[DeployProblem] = []
     add = problems.append
@@ -329,19 +329,14 @@ def settings_problems(settings: Settings) -> list[DeployProblem]:
 def _secret_key_issue(settings: Settings) -> str | None:
     """Describe what is wrong with the secret key, without ever showing it; None when fine."""
     cls = type(settings)
-    variable = _env_name(cls, "secret_key")
+    variable = env_var_name(cls, "secret_key")
     secret = settings.secret_key
     if secret is None:
         return f"{variable} is not set"
-    # The start-up rule of Settings.check() first, so both always agree.
-    if _secret_key_problem(cls, secret) is not None:
-        length = len(secret.get_secret_value())
-        if length < SECRET_KEY_MIN_LENGTH:
-            return (
-                f"{variable} is only {length} characters long (fewer than {SECRET_KEY_MIN_LENGTH})"
-            )
-        return f"{variable} is refused by the start-up check (Settings.check())"
     key = secret.get_secret_value()
+    # The start-up rule of Settings.check() first, so both always agree.
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"{variable} is only {len(key)} characters long (fewer than {SECRET_KEY_MIN_LENGTH})"
     folded = key.lower()
     if any(marker in folded for marker in _PLACEHOLDER_KEY_MARKERS):
         return f"{variable} looks like a placeholder copied from an example or a test"

@@ -71,6 +71,7 @@ __all__ = [
     "ByteCount",
     "CommaList",
     "Settings",
+    "env_var_name",
     "load_settings",
 ]
 
@@ -720,16 +721,21 @@ def _did_you_mean(name: str, options: Iterable[str]) -> str:
     return f" (did you mean {' or '.join(repr(m) for m in matches)}?)" if matches else ""
 
 
-def _env_name(settings_cls: type[BaseSettings], field_name: str) -> str:
-    """The environment variable that sets ``field_name``, such as ``TRELLIS_SECRET_KEY``."""
+def env_var_name(settings_cls: type[BaseSettings], field_name: str) -> str:
+    """The environment variable that sets ``field_name`` of ``settings_cls``.
+
+    ``env_var_name(Settings, "secret_key")`` is ``"TRELLIS_SECRET_KEY"``; a settings class
+    with another ``env_prefix`` (or ``case_sensitive``) gets its own name. For messages that
+    tell the user what to set, as ``trellis check --deploy`` does.
+    """
     config = settings_cls.model_config
     name = f"{config.get('env_prefix', '')}{field_name}"
     return name if config.get("case_sensitive", False) else name.upper()
 
 
 def _secret_key_problem(settings_cls: type[BaseSettings], key: SecretStr | None) -> str | None:
-    variable = _env_name(settings_cls, "secret_key")
-    debug_variable = _env_name(settings_cls, "debug")
+    variable = env_var_name(settings_cls, "secret_key")
+    debug_variable = env_var_name(settings_cls, "debug")
     if key is None:
         problem = f"{variable} is not set"
     elif len(key.get_secret_value()) < SECRET_KEY_MIN_LENGTH:
@@ -850,7 +856,7 @@ def _describe_validation_error(
         if error["type"] == "missing":
             lines.append(
                 f"- {path} is required but not set: set the environment variable "
-                f"{_env_name(settings_cls, field_name)}, or add {field_name} to .env or "
+                f"{env_var_name(settings_cls, field_name)}, or add {field_name} to .env or "
                 "trellis.toml"
             )
             continue
@@ -893,9 +899,9 @@ def _origin(
             continue
         # Subclasses before their bases: DotEnv is an Env source, the TOML sources are Init ones.
         if isinstance(source, DotEnvSettingsSource):
-            return f"{_env_name(settings_cls, key)} in {_files(source.env_file)}"
+            return f"{env_var_name(settings_cls, key)} in {_files(source.env_file)}"
         if isinstance(source, EnvSettingsSource):
-            return f"environment variable {_env_name(settings_cls, key)}"
+            return f"environment variable {env_var_name(settings_cls, key)}"
         if isinstance(source, PyprojectTomlConfigSettingsSource):
             return f"{key} in [tool.trellis] of {source.toml_file_path}"
         if isinstance(source, TomlConfigSettingsSource):

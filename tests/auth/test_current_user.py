@@ -160,6 +160,32 @@ async def test_login_rotates_the_session_against_fixation(database: Database) ->
         assert (await attacker.get("/me")).status_code == 401
 
 
+@pytest.mark.parametrize("store", [False, True], ids=["cookie", "store"])
+async def test_another_users_login_drops_the_session_data(database: Database, store: bool) -> None:
+    await add_user(database)
+    await add_user(database, "bob@example.com")
+    app, _ = site(database)
+    if store:
+        app.state.session_store = MemorySessionBackend()
+
+    @app.post("/cart")
+    async def cart(request: Request) -> None:
+        request.session["cart"] = ["book"]
+
+    @app.get("/cart")
+    async def show_cart(request: Request) -> dict[str, Any]:
+        return {"cart": request.session.get("cart")}
+
+    async with AsyncTestClient(app) as shared_computer:
+        await sign_in(shared_computer)
+        await shared_computer.post("/cart", headers=await csrf_headers(shared_computer))
+        await sign_in(shared_computer)  # the same user again: the data stays
+        assert (await shared_computer.get("/cart")).json() == {"cart": ["book"]}
+        await sign_in(shared_computer, "bob@example.com")  # ann walked away without logging out
+        assert (await shared_computer.get("/cart")).json() == {"cart": None}
+        assert (await shared_computer.get("/me")).json()["email"] == "bob@example.com"
+
+
 async def test_a_password_change_signs_out_the_other_sessions(database: Database) -> None:
     await add_user(database)
     app, _ = site(database)
@@ -373,6 +399,27 @@ async def test_authenticate(database: Database) -> None:
         assert await auth.authenticate(db, "", PASSWORD) is None
         assert await auth.authenticate(db, "off@example.com", PASSWORD) is None
         assert await auth.authenticate(db, "oauth@example.com", "") is None
+
+
+@pytest.mark.parametrize("name", ["ann\x00", "\x00", "ann\x00@example.com", "an\x1bn", "a\ud800"])
+async def test_names_no_database_can_hold_are_unknown_users(database: Database, name: str) -> None:
+    # asyncpg refuses a NUL byte in text: asking for it would be a 500, not a miss
+    from trellis.contrib.auth import PasswordHasher
+
+    class Counting(PasswordHasher):
+        dummies = 0
+
+        def dummy_verify(self, password: str) -> None:
+            Counting.dummies += 1
+            super().dummy_verify(password)
+
+    await add_user(database, username="ann")
+    _, auth = make_app(database, hasher=Counting(time_cost=1, memory_cost=8, parallelism=1))
+    async with database.transaction() as db:
+        assert await auth.find_user(db, name) is None
+        assert await auth.authenticate(db, name, PASSWORD) is None
+        assert Counting.dummies == 1  # still one hash verification: the same time as a miss
+        assert await auth.find_user(db, "ann") is not None  # the session is still usable
 
 
 async def test_authenticate_rehashes_with_new_parameters(database: Database) -> None:

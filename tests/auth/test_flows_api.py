@@ -33,10 +33,9 @@ sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
 def build(database: Database, mail: MemoryEmailBackend, **options: Any) -> tuple[App, Auth]:
     options.setdefault("throttle", LoginThrottle(per_account=(3, 900), per_ip=(20, 900)))
+    options.setdefault("password_reset_url", SPA_RESET)
     pages = options.pop("pages", False)
-    app, auth = make_app(database, pages=pages, api=True, email=mail, **options)
-    auth.password_reset_url = SPA_RESET  # type: ignore[attr-defined]
-    return app, auth
+    return make_app(database, pages=pages, api=True, email=mail, **options)
 
 
 @pytest.fixture
@@ -263,6 +262,31 @@ def test_a_form_post_cannot_reach_the_api(client: TestClient, sync_database: Dat
 
 
 @sqlite_only
+def test_a_cross_site_page_cannot_sign_in_through_the_api(
+    client: TestClient, sync_database: Database
+) -> None:
+    # fetch(url, {method: "POST", mode: "no-cors", body: new Blob([json])}) sends no
+    # Content-Type and needs no pre-flight; the browser names the page in Origin
+    add_ann(client, sync_database)
+    body = b'{"login": "ann", "password": "' + PASSWORD.encode() + b'"}'
+    evil = {"Origin": "https://evil.example"}
+    forged = client.post(f"{API}/login", content=body, headers=evil)
+    assert forged.status_code == 403
+    assert "Origin not allowed" in forged.json()["detail"]
+    assert "set-cookie" not in forged.headers and me(client).status_code == 401
+    new_account = b'{"email": "eve@example.com", "password": "' + PASSWORD.encode() + b'"}'
+    assert client.post(f"{API}/register", content=new_account, headers=evil).status_code == 403
+    # a token answer sets no cookie, and the other site cannot read it: allowed
+    token = client.post(
+        f"{API}/login", json={"login": "ann", "password": PASSWORD, "token": True}, headers=evil
+    )
+    assert token.status_code == 200 and "set-cookie" not in token.headers
+    # the site itself, or a client that sends no Origin, signs in
+    own = client.post(f"{API}/login", content=body, headers={"Origin": "http://testserver"})
+    assert own.status_code == 200 and me(client).status_code == 200
+
+
+@sqlite_only
 def test_password_change_needs_a_user(client: TestClient) -> None:
     response = client.post(
         f"{API}/password/change", json={"old_password": PASSWORD, "new_password": NEW_PASSWORD}
@@ -283,6 +307,48 @@ def test_password_change_with_a_bearer_token(client: TestClient, sync_database: 
     assert response.status_code == 204
     assert "set-cookie" not in response.headers
     assert login(client, "ann", NEW_PASSWORD).status_code == 200
+
+
+def test_a_new_password_ends_the_other_bearer_tokens(
+    client: TestClient, sync_database: Database, mail: MemoryEmailBackend
+) -> None:
+    # a thief who signed in through the API keeps nothing once the owner changes or resets
+    # the password; API keys (made on purpose, named) stay
+    add_ann(client, sync_database)
+    auth: Auth = client.app.state.auth  # type: ignore[attr-defined]
+
+    async def new_api_key() -> str:
+        async with sync_database.transaction() as db:
+            user = await auth.find_user(db, "ann")
+            assert user is not None
+            return await auth.issue_token(db, user, kind="api_key")
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    mine = login(client, "ann", PASSWORD, token=True).json()["token"]
+    thiefs = login(client, "ann", PASSWORD, token=True).json()["token"]
+    key = client.call(new_api_key)
+    changed = client.post(
+        f"{API}/password/change",
+        json={"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=bearer(mine),
+    )
+    assert changed.status_code == 204
+    assert me(client, headers=bearer(mine)).status_code == 200  # the token that made the change
+    assert me(client, headers=bearer(thiefs)).status_code == 401
+    assert me(client, headers={"X-API-Key": key}).status_code == 200
+
+    thiefs = login(client, "ann", NEW_PASSWORD, token=True).json()["token"]
+    client.post(f"{API}/password/reset", json={"email": "ann@example.com"})
+    done = client.post(
+        f"{API}/password/reset/confirm",
+        json={"token": reset_token(mail), "new_password": "a third passphrase"},
+    )
+    assert done.status_code == 204
+    assert me(client, headers=bearer(mine)).status_code == 401
+    assert me(client, headers=bearer(thiefs)).status_code == 401
+    assert me(client, headers={"X-API-Key": key}).status_code == 200
 
 
 @sqlite_only
@@ -465,8 +531,7 @@ def test_reset_requests_are_limited_per_address(
 
 @sqlite_only
 def test_reset_link_defaults_to_the_page(sync_database: Database, mail: MemoryEmailBackend) -> None:
-    app, auth = build(sync_database, mail, pages=True)
-    auth.password_reset_url = None  # type: ignore[attr-defined]
+    app, _ = build(sync_database, mail, pages=True, password_reset_url=None)
     with TestClient(app) as client:
         add_ann(client, sync_database)
         client.post(f"{API}/password/reset", json={"email": "ann@example.com"})

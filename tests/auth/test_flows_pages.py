@@ -24,6 +24,7 @@ from trellis.contrib.auth.reset import PasswordResetTokens
 from trellis.contrib.auth.throttle import LoginThrottle
 from trellis.contrib.db import Database
 from trellis.contrib.mail import MemoryEmailBackend
+from trellis.exceptions import ConfigurationError
 from trellis.sessions import get_flashed_messages
 from trellis.testing import TestClient
 
@@ -390,13 +391,52 @@ def test_an_unsafe_next_is_not_even_put_in_the_form(client: TestClient) -> None:
 
 @sqlite_only
 def test_redirects_can_be_configured(sync_database: Database, mail: MemoryEmailBackend) -> None:
-    app, auth = build(sync_database, mail)
-    auth.login_redirect_url = "/dashboard"  # type: ignore[attr-defined]
-    auth.logout_redirect_url = "/"  # type: ignore[attr-defined]
+    app, auth = build(sync_database, mail, login_redirect_url="/dashboard", logout_redirect_url="/")
     with TestClient(app) as client:
         add_ann(client, sync_database)
         assert sign_in(client, "ann", PASSWORD).headers["location"] == "/dashboard"
         assert sign_out(client).headers["location"] == "/"
+        # attributes of the installed Auth, read at each request
+        auth.login_redirect_url = "/?welcome"
+        auth.logout_redirect_url = None
+        assert sign_in(client, "ann", PASSWORD).headers["location"] == "/?welcome"
+        assert sign_out(client).headers["location"] == "/auth/login"
+
+
+@sqlite_only
+def test_url_options_are_checked_at_once(sync_database: Database) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape("site_url='example.com'")):
+        Auth(site_url="example.com")
+    with pytest.raises(ConfigurationError, match=re.escape("needs '{token}'")):
+        Auth(password_reset_url="https://app.example.com/reset")
+    auth = Auth(site_url="https://example.com", password_reset_url="/reset/{token}")
+    assert auth.site_url == "https://example.com" and auth.login_redirect_url is None
+
+
+@sqlite_only
+def test_the_login_page_lists_the_oauth_providers(
+    sync_database: Database, mail: MemoryEmailBackend
+) -> None:
+    from trellis.contrib.auth.oauth import GitHub, OIDCProvider
+
+    corp = OIDCProvider("corp", "id", "secret", "https://sso.example.com", title="<Corp> SSO")
+    app, _ = build(sync_database, mail, oauth=[GitHub("id", "secret"), corp])
+    with TestClient(app) as client:
+        page = client.get("/auth/login", params={"next": "/account?tab=keys&x=1"})
+        assert (
+            '<a href="/auth/oauth/github/login?next=/account%3Ftab%3Dkeys%26x%3D1">'
+            "Sign in with GitHub</a>" in page.text
+        )
+        assert '<a href="/auth/oauth/corp/login?next=' in page.text
+        assert "Sign in with &lt;Corp&gt; SSO" in page.text
+        bare = client.get("/auth/login")
+        assert '<a href="/auth/oauth/github/login">Sign in with GitHub</a>' in bare.text
+        # an unsafe next is not passed on
+        evil = client.get("/auth/login", params={"next": "https://evil.example"})
+        assert "evil.example" not in evil.text
+    without, _ = build(sync_database, mail)
+    with TestClient(without) as client:
+        assert "oauth" not in client.get("/auth/login").text
 
 
 # -- escaping --------------------------------------------------------------------------------
@@ -778,8 +818,7 @@ def test_a_reset_unlocks_the_account(
 def test_reset_link_uses_the_configured_site(
     sync_database: Database, mail: MemoryEmailBackend
 ) -> None:
-    app, auth = build(sync_database, mail)
-    auth.site_url = "https://accounts.example.com/"  # type: ignore[attr-defined]
+    app, _ = build(sync_database, mail, site_url="https://accounts.example.com/")
     with TestClient(app) as client:
         add_ann(client, sync_database)
         ask_reset(client, "ann@example.com")

@@ -283,6 +283,16 @@ async def jwt_app_again(database: Database, config: JWTConfig) -> tuple[Any, Any
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("subject", ["\u00b2", "\u0663", "1" * 19, "-1", " 1", "ann"])
+async def test_a_subject_that_is_no_user_id_is_refused(sqlite_db: Database, subject: str) -> None:
+    # "²" passes str.isdigit() but not int(): a 401, never a 500
+    config = JWTConfig(keys={"k1": KEY})
+    app, _, _ = await jwt_app(sqlite_db, config)
+    token = config.encode({"sub": subject})
+    assert (await status(app, token))[0] == 401
+
+
+@pytest.mark.anyio
 async def test_an_expired_jwt_says_so(sqlite_db: Database) -> None:
     config = JWTConfig(keys={"k1": KEY})
     app, auth, user = await jwt_app(sqlite_db, config)

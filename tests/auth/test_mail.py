@@ -83,6 +83,9 @@ def test_message_without_html_is_plain_text_and_takes_the_default_sender() -> No
         {"from_email": "me@example.com\nBcc: x"},
         {"reply_to": "x\r\n"},
         {"headers": {"X-A": "b\r\nBcc: x"}},
+        {"subject": "Hi\u2028there"},
+        {"subject": "Hi\x0bthere"},
+        {"to": "ann@example.com\x85"},
     ],
 )
 def test_header_injection_is_refused(kwargs: dict[str, object]) -> None:
@@ -90,6 +93,13 @@ def test_header_injection_is_refused(kwargs: dict[str, object]) -> None:
     values.update(kwargs)
     with pytest.raises(ValueError, match="line breaks"):
         EmailMessage(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["Bcc: victim@example.com, X-A", "X A", "X-A\r\nBcc", "", "Ä"])
+def test_header_names_are_checked(name: str) -> None:
+    with pytest.raises(ValueError, match="is not a header name"):
+        EmailMessage("ann@example.com", "Hi", "Body", headers={name: "x"})
+    assert EmailMessage("a@example.com", "Hi", "Body", headers={"X-Campaign": "welcome"})
 
 
 # -- console and memory ----------------------------------------------------------------------

@@ -182,7 +182,8 @@ def test_arguments_are_checked() -> None:
     with pytest.raises(TypeError, match="options \\(max_connections\\) go with a URL"):
         RedisCache(Redis(), max_connections=3)
     with pytest.raises(TypeError, match="the prefix is a string"):
-        RedisCache("redis://localhost", prefix=None)  # type: ignore[arg-type]
+        RedisCache("redis://localhost", prefix=b"x:")  # type: ignore[arg-type]
+    assert RedisCache("redis://localhost", prefix=None).prefix == "trellis:cache:"
 
 
 def test_options_reach_the_client() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import email.message
 import email.utils
 import logging
+import re
 import smtplib
 import ssl
 import sys
@@ -52,10 +53,16 @@ log = logging.getLogger("trellis.mail")
 DEFAULT_FROM_EMAIL = "webmaster@localhost"
 
 
+# A header's name: printable ASCII but the colon (RFC 5322 field-name).
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+
+
 def _no_line_breaks(name: str, value: str) -> None:
     # A line break in a header is header injection (an extra Bcc:, a second body): refuse it
-    # with a message, rather than the email package's generic error at send time.
-    if "\r" in value or "\n" in value:
+    # with a message, rather than the email package's generic error at send time. Every
+    # break str.splitlines() knows counts (the email package refuses them all: \x0b, \x85,
+    # \u2028 ...), not only CR and LF.
+    if len(f"{value}x".splitlines()) > 1:
         raise ValueError(f"the {name} of an e-mail cannot contain line breaks: {value!r}")
 
 
@@ -102,7 +109,12 @@ class EmailMessage:
             if value is not None:
                 _no_line_breaks(name, value)
         for name, value in self.headers.items():
-            _no_line_breaks(f"header {name!r}", f"{name}{value}")
+            if not _HEADER_NAME.fullmatch(name):
+                # "Bcc: x@example.com, X-A" as a name would write a Bcc header of its own.
+                raise ValueError(
+                    f"{name!r} is not a header name: printable ASCII without spaces or ':'"
+                )
+            _no_line_breaks(f"header {name!r}", value)
 
     @property
     def recipients(self) -> list[str]:

@@ -129,6 +129,32 @@ async def _permission(db: AsyncSession, codename: str, create: bool) -> Permissi
     return permission
 
 
+def _add(items: list[Any], item: Any) -> bool:
+    """Add ``item`` to a relationship's list unless it is there; whether it was added."""
+    if item in items:
+        return False
+    items.append(item)
+    return True
+
+
+def _remove(items: list[Any], field: str, name: str) -> bool:
+    """Remove the item whose ``field`` is ``name`` from a relationship's list; whether found."""
+    for item in items:
+        if getattr(item, field) == name:
+            items.remove(item)
+            return True
+    return False
+
+
+def _change(
+    auth: Auth, work: Callable[[AsyncSession], Awaitable[bool]], done: str, same: str
+) -> None:
+    """Run ``work``, then say ``done`` when it changed something, ``same`` when not."""
+    with _errors():
+        changed = _run(auth, work)
+    click.echo(done if changed else same)
+
+
 def _check_password(auth: Auth, password: str, email: str, username: str | None) -> None:
     policy = auth.password_policy
     if policy is None:
@@ -218,12 +244,15 @@ def user_command(auth: Auth) -> click.Group:
         _check_password(auth, secret, email, username)
 
         async def work(db: AsyncSession) -> None:
+            from trellis.contrib.auth.tokens import revoke_user_tokens
+
             found = await _user(auth, db, user_name)
             await auth.aset_password(found, secret)
+            await revoke_user_tokens(db, found, "bearer")
 
         with _errors():
             _run(auth, work)
-        click.echo(f"Password of {email} changed; their other sessions are signed out.")
+        click.echo(f"Password of {email} changed; their sessions and bearer tokens are signed out.")
 
     @user.command("grant")
     @click.argument("user_name", metavar="USER")
@@ -236,26 +265,12 @@ def user_command(auth: Auth) -> click.Group:
         async def work(db: AsyncSession) -> bool:
             found = await _user(auth, db, user_name)
             if is_group:
-                group = await _group(db, name, create)
-                groups = await found.awaitable_attrs.groups
-                if group in groups:
-                    return False
-                groups.append(group)
-                return True
+                return _add(await found.awaitable_attrs.groups, await _group(db, name, create))
             permission = await _permission(db, name, create)
-            permissions = await found.awaitable_attrs.permissions
-            if permission in permissions:
-                return False
-            permissions.append(permission)
-            return True
+            return _add(await found.awaitable_attrs.permissions, permission)
 
-        with _errors():
-            changed = _run(auth, work)
         what = f"group {name!r}" if is_group else f"permission {name!r}"
-        if changed:
-            click.echo(f"Granted {what} to {user_name}.")
-        else:
-            click.echo(f"{user_name} has {what} already.")
+        _change(auth, work, f"Granted {what} to {user_name}.", f"{user_name} has {what} already.")
 
     @user.command("revoke")
     @click.argument("user_name", metavar="USER")
@@ -266,22 +281,17 @@ def user_command(auth: Auth) -> click.Group:
 
         async def work(db: AsyncSession) -> bool:
             found = await _user(auth, db, user_name)
-            items: list[Any] = await (
-                found.awaitable_attrs.groups if is_group else found.awaitable_attrs.permissions
-            )
-            for item in items:
-                if (item.name if is_group else item.codename) == name:
-                    items.remove(item)
-                    return True
-            return False
+            if is_group:
+                return _remove(await found.awaitable_attrs.groups, "name", name)
+            return _remove(await found.awaitable_attrs.permissions, "codename", name)
 
-        with _errors():
-            changed = _run(auth, work)
         what = f"group {name!r}" if is_group else f"permission {name!r}"
-        if changed:
-            click.echo(f"Revoked {what} from {user_name}.")
-        else:
-            click.echo(f"{user_name} did not have {what} (directly).")
+        _change(
+            auth,
+            work,
+            f"Revoked {what} from {user_name}.",
+            f"{user_name} did not have {what} (directly).",
+        )
 
     @user.command("group-grant")
     @click.argument("group_name", metavar="GROUP")
@@ -293,18 +303,14 @@ def user_command(auth: Auth) -> click.Group:
         async def work(db: AsyncSession) -> bool:
             group = await _group(db, group_name, create)
             permission = await _permission(db, codename, create)
-            permissions = await group.awaitable_attrs.permissions
-            if permission in permissions:
-                return False
-            permissions.append(permission)
-            return True
+            return _add(await group.awaitable_attrs.permissions, permission)
 
-        with _errors():
-            changed = _run(auth, work)
-        if changed:
-            click.echo(f"Granted permission {codename!r} to group {group_name!r}.")
-        else:
-            click.echo(f"Group {group_name!r} has permission {codename!r} already.")
+        _change(
+            auth,
+            work,
+            f"Granted permission {codename!r} to group {group_name!r}.",
+            f"Group {group_name!r} has permission {codename!r} already.",
+        )
 
     @user.command("group-revoke")
     @click.argument("group_name", metavar="GROUP")
@@ -314,19 +320,14 @@ def user_command(auth: Auth) -> click.Group:
 
         async def work(db: AsyncSession) -> bool:
             group = await _group(db, group_name, False)
-            permissions = await group.awaitable_attrs.permissions
-            for permission in permissions:
-                if permission.codename == codename:
-                    permissions.remove(permission)
-                    return True
-            return False
+            return _remove(await group.awaitable_attrs.permissions, "codename", codename)
 
-        with _errors():
-            changed = _run(auth, work)
-        if changed:
-            click.echo(f"Revoked permission {codename!r} from group {group_name!r}.")
-        else:
-            click.echo(f"Group {group_name!r} did not have permission {codename!r}.")
+        _change(
+            auth,
+            work,
+            f"Revoked permission {codename!r} from group {group_name!r}.",
+            f"Group {group_name!r} did not have permission {codename!r}.",
+        )
 
     @user.command("show")
     @click.argument("user_name", metavar="USER")

@@ -24,13 +24,19 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from trellis.contrib.auth.models import User, normalize_email, normalize_username
+from trellis.contrib.auth.models import (
+    User,
+    has_control_characters,
+    normalize_email,
+    normalize_username,
+)
 from trellis.contrib.auth.reset import (
     DEFAULT_MAX_AGE,
     ExpiredResetTokenError,
     InvalidResetTokenError,
     PasswordResetTokens,
 )
+from trellis.contrib.auth.tokens import revoke_user_tokens
 from trellis.contrib.mail import EmailMessage
 
 if TYPE_CHECKING:
@@ -123,11 +129,6 @@ class PasswordPolicy:
         return problems
 
 
-def has_control_characters(value: str) -> bool:
-    """Whether ``value`` holds control characters (a NUL byte breaks PostgreSQL's text)."""
-    return any(c < " " or "\x7f" <= c <= "\x9f" for c in value)
-
-
 def check_email(value: str) -> tuple[str, list[str]]:
     """The normalized address and the reasons it is refused."""
     email = normalize_email(value)
@@ -162,17 +163,6 @@ def _policy(auth: Any) -> PasswordPolicy:
 def _add(errors: dict[str, list[str]], field: str, messages: list[str]) -> None:
     if messages:
         errors.setdefault(field, []).extend(messages)
-
-
-def _set_password(auth: Any, user: User, password: str) -> None:
-    setter = getattr(auth, "set_password", None)
-    if setter is not None:
-        setter(user, password)
-    else:  # pragma: no cover - an Auth without set_password
-        from trellis.contrib.db.types import utcnow
-
-        user.password_hash = auth.hasher.hash(password)
-        user.password_changed_at = utcnow()
 
 
 async def register(
@@ -223,7 +213,7 @@ async def register(
     if errors:
         raise FlowError(errors, status=409)
     user = User(email=email, username=name)
-    _set_password(auth, user, password)
+    await auth.aset_password(user, password)
     try:
         async with db.begin_nested():  # a savepoint: a lost race does not spoil the request
             db.add(user)
@@ -242,9 +232,12 @@ async def change_password(
     old_password: str,
     new_password: str,
     new_password2: str | None = None,
+    keep_token: int | None = None,
 ) -> None:
     """Check ``old_password`` and the new one, then set it (the caller logs in again).
 
+    The user's other sessions end (their password fingerprint no longer matches) and so do
+    their bearer tokens, but ``keep_token`` (the id of the token the request came with).
     Accounts without a password (OAuth only) cannot change it here: they set one through a
     password reset, which proves they own the address.
 
@@ -256,7 +249,7 @@ async def change_password(
         raise FlowError(
             {"old_password": ["This account has no password yet: use the password reset."]}
         )
-    if not auth.hasher.verify(user.password_hash, old_password):
+    if not await auth.hasher.averify(user.password_hash, old_password):
         _add(errors, "old_password", ["The current password is wrong."])
     policy = _policy(auth)
     _add(
@@ -270,9 +263,10 @@ async def change_password(
         _add(errors, "new_password", ["The new password is the same as the current one."])
     if errors:
         raise FlowError(errors)
-    _set_password(auth, user, new_password)
+    await auth.aset_password(user, new_password)
     db.add(user)
     await db.flush()
+    await revoke_user_tokens(db, user, "bearer", keep=keep_token)
 
 
 def reset_tokens(auth: Any, app: App) -> PasswordResetTokens:
@@ -379,6 +373,9 @@ async def reset_password(
 ) -> User:
     """Set a new password for the account of a valid reset ``token``; the token is spent.
 
+    The user's sessions and bearer tokens end: a reset is what the owner does when someone
+    else got in.
+
     Raises:
         FlowError: 400 for a forged, used or expired token (field ``token``); 422 for a
             password that is refused.
@@ -394,9 +391,10 @@ async def reset_password(
         _add(errors, "new_password2", ["The two passwords do not match."])
     if errors:
         raise FlowError(errors)
-    _set_password(auth, user, new_password)
+    await auth.aset_password(user, new_password)
     db.add(user)
     await db.flush()
+    await revoke_user_tokens(db, user, "bearer")
     return user
 
 

@@ -12,11 +12,11 @@ async def sign_in(request: Request, form: LoginForm, db: Session) -> Response:
 ```
 
 ``login()`` rotates the session (a new id and a new CSRF secret: an id an attacker planted
-before the sign-in is worth nothing after it) and stores the user's id with a *fingerprint*
-of the password hash, an HMAC keyed with the secret key. Each request compares the
-fingerprint with the user's current hash: changing the password signs out every other
-session, as in Django. ``logout()`` invalidates the session: data, server-side record and
-cookie.
+before the sign-in is worth nothing after it; the data of another user signed in before is
+dropped) and stores the user's id with a *fingerprint* of the password hash, an HMAC keyed
+with the secret key. Each request compares the fingerprint with the user's current hash:
+changing the password signs out every other session, as in Django. ``logout()`` invalidates
+the session: data, server-side record and cookie.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ def _secret(conn: HTTPConnection) -> str:
 async def login(request: HTTPConnection, user: User) -> None:
     """Sign ``user`` in on this request's session.
 
-    Rotates the session, stores the user's id and password fingerprint, sets
-    ``request.state.user`` and updates ``user.last_login`` (committed with the request's
-    database session when ``user`` belongs to it, else at once in a transaction of its own).
+    Rotates the session (and empties it first when another user was signed in on it), stores
+    the user's id and password fingerprint, sets ``request.state.user`` and updates
+    ``user.last_login`` (committed with the request's database session when ``user`` belongs
+    to it, else at once in a transaction of its own).
 
     Raises:
         ValueError: the user is inactive or not saved yet.
@@ -97,6 +98,11 @@ async def login(request: HTTPConnection, user: User) -> None:
     if not user.is_active:
         raise ValueError(f"login(): user {user.id} is inactive")
     session: Session = request.session
+    previous = session.get(SESSION_USER_KEY)
+    if previous is not None and previous != user.id:
+        # Someone else was signed in on this browser (a shared computer): nothing of their
+        # session (data, flashed messages) carries over to the new user.
+        session.invalidate()
     session.rotate()
     session[SESSION_USER_KEY] = user.id
     session[SESSION_HASH_KEY] = session_fingerprint(_secret(request), user)

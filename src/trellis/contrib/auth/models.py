@@ -37,6 +37,7 @@ __all__ = [
     "Permission",
     "User",
     "group_permission_table",
+    "has_control_characters",
     "normalize_email",
     "normalize_username",
     "user_group_table",
@@ -74,32 +75,34 @@ def normalize_username(username: str) -> str:
     return normalize("NFKC", username).strip().lower()
 
 
-user_group_table = Table(
-    "auth_user_group",
-    Model.metadata,
-    Column("user_id", ForeignKey("auth_user.id", ondelete="CASCADE"), primary_key=True),
-    Column("group_id", ForeignKey("auth_group.id", ondelete="CASCADE"), primary_key=True),
-    Index("ix_auth_user_group_group_id", "group_id"),
-    info=_INFO,
-)
+def has_control_characters(value: str) -> bool:
+    """Whether ``value`` holds control characters or lone surrogates.
 
-group_permission_table = Table(
-    "auth_group_permission",
-    Model.metadata,
-    Column("group_id", ForeignKey("auth_group.id", ondelete="CASCADE"), primary_key=True),
-    Column("permission_id", ForeignKey("auth_permission.id", ondelete="CASCADE"), primary_key=True),
-    Index("ix_auth_group_permission_permission_id", "permission_id"),
-    info=_INFO,
-)
+    No e-mail address or user name has them, and a database cannot take them: PostgreSQL
+    refuses a NUL byte in text (an error, not a miss), and no driver encodes a lone surrogate.
+    """
+    return any(c < " " or "\x7f" <= c <= "\x9f" or "\ud800" <= c <= "\udfff" for c in value)
 
-user_permission_table = Table(
-    "auth_user_permission",
-    Model.metadata,
-    Column("user_id", ForeignKey("auth_user.id", ondelete="CASCADE"), primary_key=True),
-    Column("permission_id", ForeignKey("auth_permission.id", ondelete="CASCADE"), primary_key=True),
-    Index("ix_auth_user_permission_permission_id", "permission_id"),
-    info=_INFO,
-)
+
+def _link_table(left: str, right: str) -> Table:
+    """``auth_{left}_{right}``: a pair of ids as the primary key, the second indexed too."""
+    name = f"auth_{left}_{right}"
+    return Table(
+        name,
+        Model.metadata,
+        Column(f"{left}_id", ForeignKey(f"auth_{left}.id", ondelete="CASCADE"), primary_key=True),
+        Column(f"{right}_id", ForeignKey(f"auth_{right}.id", ondelete="CASCADE"), primary_key=True),
+        Index(f"ix_{name}_{right}_id", f"{right}_id"),
+        info=_INFO,
+    )
+
+
+#: Who is in which group (``auth_user_group``).
+user_group_table = _link_table("user", "group")
+#: The permissions of each group (``auth_group_permission``).
+group_permission_table = _link_table("group", "permission")
+#: The permissions given to users directly (``auth_user_permission``).
+user_permission_table = _link_table("user", "permission")
 
 
 class Permission(IdMixin, Model):

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_object_session
@@ -29,6 +30,7 @@ from trellis.contrib.auth.jwt import JWTConfig
 from trellis.contrib.auth.models import (
     MIGRATION_BRANCH,
     User,
+    has_control_characters,
     normalize_email,
     normalize_username,
 )
@@ -66,7 +68,9 @@ class Auth:
             (``{"articles.publish": "Publish articles"}``); ``trellis user grant`` creates
             known ones on first use. ``requires()`` declares its codenames itself.
         email: The mail backend of the account e-mails (``trellis.contrib.mail``).
-        throttle: Limits failed sign-ins (``trellis.contrib.auth.throttle.LoginThrottle``).
+        throttle: Limits failed sign-ins and reset e-mails: ``None`` (the default) for a
+            default ``LoginThrottle()``, a ``trellis.contrib.auth.throttle.LoginThrottle`` of
+            your own, or ``False`` to turn the limits off.
         oauth: Sign-in providers (``trellis.contrib.auth.oauth``).
         pages: Add the HTML pages (login, logout, register, password change and reset).
         api: Add the JSON API (login, logout, tokens, register, password).
@@ -76,6 +80,19 @@ class Auth:
         registration: Let visitors create accounts (pages and API).
         password_policy: The rules new passwords must meet (``flows.PasswordPolicy``).
         password_reset_max_age: Seconds a password reset link works.
+        site_url: The scheme and host the links in e-mails start with
+            (``"https://example.com"``); default: the request's, from its ``Host`` header.
+        password_reset_url: The reset link of the e-mails, with ``{token}`` where the token
+            goes (``"https://app.example.com/reset?token={token}"``, a single-page app's own
+            page); default: the reset page under ``site_url``.
+        login_redirect_url: Where the pages send the browser after a sign-in without
+            ``next`` (default ``"/"``).
+        logout_redirect_url: Where the pages send the browser after a sign-out (default:
+            ``login_url``).
+
+    Raises:
+        ConfigurationError: ``site_url`` is not an ``http(s)://`` URL, or
+            ``password_reset_url`` has no ``{token}``.
     """
 
     def __init__(
@@ -96,7 +113,21 @@ class Auth:
         registration: bool = True,
         password_policy: Any = None,
         password_reset_max_age: int | None = None,
+        site_url: str | None = None,
+        password_reset_url: str | None = None,
+        login_redirect_url: str | None = None,
+        logout_redirect_url: str | None = None,
     ) -> None:
+        if site_url is not None and not _is_http_url(site_url):
+            raise ConfigurationError(
+                f"Auth(site_url={site_url!r}): give the scheme and host the e-mailed links"
+                " start with, such as 'https://example.com'"
+            )
+        if password_reset_url is not None and "{token}" not in password_reset_url:
+            raise ConfigurationError(
+                f"Auth(password_reset_url={password_reset_url!r}) needs '{{token}}' where the"
+                " token goes, such as 'https://app.example.com/reset?token={token}'"
+            )
         self._db = db
         self.jwt = jwt
         self.hasher = hasher if hasher is not None else PasswordHasher()
@@ -111,6 +142,10 @@ class Auth:
         self.registration = registration
         self.password_policy = password_policy
         self.password_reset_max_age = password_reset_max_age
+        self.site_url = site_url
+        self.password_reset_url = password_reset_url
+        self.login_redirect_url = login_redirect_url
+        self.logout_redirect_url = logout_redirect_url
         self.app: App | None = None
         self.object_rules = ObjectRules()
         for codename, description in (permissions or {}).items():
@@ -178,9 +213,13 @@ class Auth:
         user.password_changed_at = utcnow()
 
     async def find_user(self, db: AsyncSession, email_or_username: str) -> User | None:
-        """The user with this e-mail address or user name (case-insensitive), or ``None``."""
+        """The user with this e-mail address or user name (case-insensitive), or ``None``.
+
+        A value no account can have (empty, too long, with control characters such as a NUL
+        byte, which PostgreSQL refuses outright) is ``None`` without asking the database.
+        """
         value = email_or_username.strip()
-        if not value or len(value) > 320:
+        if not value or len(value) > 320 or has_control_characters(value):
             return None
         if "@" in value:
             where = User.email == normalize_email(value)
@@ -249,7 +288,10 @@ class Auth:
         ``None`` also when the token was issued before the user's last password change.
         """
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject.isdigit() or len(subject) > 18:
+        # ASCII digits only: "²" is a digit to str.isdigit() and an error to int().
+        if not isinstance(subject, str) or not subject.isascii() or not subject.isdigit():
+            return None
+        if len(subject) > 18:  # more than a BIGINT holds
             return None
         user = await db.get(User, int(subject))
         if user is None or not user.is_active:
@@ -335,10 +377,51 @@ class Auth:
                     fix="Keep JWTConfig(lifetime=...) at 15 minutes to an hour.",
                 )
             )
+        plain = [p.name for p in self.oauth if _is_plain_http(getattr(p, "redirect_uri", None))]
+        if plain:
+            problems.append(
+                DeployProblem(
+                    id="auth.W002",
+                    message=(
+                        f"The OAuth redirect_uri of {', '.join(plain)} is plain http://: the"
+                        " provider sends the authorization code back unencrypted, for anyone"
+                        " on the network to sign in with."
+                    ),
+                    fix="Register and configure an https:// redirect_uri with the provider.",
+                )
+            )
+        links = [
+            name
+            for name in ("site_url", "password_reset_url")
+            if _is_plain_http(getattr(self, name))
+        ]
+        if links:
+            problems.append(
+                DeployProblem(
+                    id="auth.W003",
+                    message=(
+                        f"Auth({', '.join(links)}) is plain http://: the password reset links"
+                        " in e-mails carry their token unencrypted."
+                    ),
+                    fix="Give https:// URLs to Auth(site_url=..., password_reset_url=...).",
+                )
+            )
         return problems
 
     def __repr__(self) -> str:
         return f"<Auth db={self._db!r} jwt={self.jwt!r}>"
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _is_plain_http(url: Any) -> bool:
+    return isinstance(url, str) and url[:7].lower() == "http://"
 
 
 def _login_required_response(

@@ -39,7 +39,6 @@ from trellis.contrib.auth.flows import (
     PasswordPolicy,
     change_password,
     check_reset_token,
-    has_control_characters,
     register,
     request_password_reset,
     reset_password,
@@ -49,10 +48,11 @@ from trellis.contrib.auth.redirects import is_safe_next, safe_next
 from trellis.contrib.auth.throttle import LoginThrottle, ThrottledError
 from trellis.contrib.db.dependencies import Session
 from trellis.contrib.db.types import utcnow
-from trellis.csrf import csrf_token, verify_csrf
+from trellis.csrf import csrf_token, origin_allowed, verify_csrf
 from trellis.exceptions import (
     ConfigurationError,
     ConflictError,
+    ForbiddenError,
     HTTPError,
     RequestValidationError,
     UnauthorizedError,
@@ -63,9 +63,6 @@ from trellis.routing.router import Router
 from trellis.sessions import flash
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from trellis.contrib.auth.models import User
     from trellis.contrib.auth.plugin import Auth
 
 __all__ = [
@@ -122,7 +119,7 @@ def _policy(auth: Auth) -> PasswordPolicy:
 
 def _site(request: Request, auth: Auth) -> str:
     """The scheme and host the links in e-mails start with."""
-    site_url: str | None = getattr(auth, "site_url", None)
+    site_url = auth.site_url
     if site_url:
         return site_url.rstrip("/")
     # The Host header is the client's word: set allowed_hosts in production (trellis check
@@ -132,19 +129,12 @@ def _site(request: Request, auth: Auth) -> str:
 
 
 def _reset_link(request: Request, auth: Auth) -> Callable[[str], str]:
-    template: str | None = getattr(auth, "password_reset_url", None)
+    template = auth.password_reset_url
     if template:
         return lambda token: template.replace("{token}", token)
     base = _site(request, auth)
     prefix = auth.prefix
     return lambda token: f"{base}{prefix}/password/reset/{token}"
-
-
-async def _authenticate(auth: Auth, db: AsyncSession, login: str, password: str) -> User | None:
-    # No name has control characters, and a NUL byte is an error on PostgreSQL, not a miss.
-    if has_control_characters(login):
-        return None
-    return await auth.authenticate(db, login, password)
 
 
 def _str(form: Mapping[str, Any], name: str) -> str:
@@ -173,10 +163,10 @@ def pages_router(auth: Auth) -> Router:
     router = Router(auth.prefix, name="auth", templates=TEMPLATES_DIRECTORY)
 
     def default_next() -> str:
-        return getattr(auth, "login_redirect_url", None) or "/"
+        return auth.login_redirect_url or "/"
 
     def after_logout() -> str:
-        return getattr(auth, "logout_redirect_url", None) or auth.login_url
+        return auth.logout_redirect_url or auth.login_url
 
     def page(
         request: Request,
@@ -200,7 +190,23 @@ def pages_router(auth: Auth) -> Router:
             form_errors=error.form_errors() if error else [],
             registration=auth.registration,
             min_length=_policy(auth).min_length,
+            oauth_providers=auth.oauth,
             **context,
+        )
+
+    def reset_page(
+        request: Request, token: str, error: FlowError | None = None, *, valid: bool = True
+    ) -> Response:
+        # The token is in the URL: no Referer may carry it to another site.
+        status = error.status if error is not None else 200
+        return page(
+            request,
+            "password_reset_confirm",
+            status,
+            headers=_NO_REFERRER,
+            error=error,
+            valid=valid,
+            token=token,
         )
 
     def throttled(request: Request, name: str, exc: ThrottledError, **context: Any) -> Response:
@@ -237,7 +243,7 @@ def pages_router(auth: Auth) -> Router:
                 ticket = await throttle.attempt(request, identifier)
             except ThrottledError as exc:  # locked: the password is not even looked at
                 return throttled(request, "login", exc, form=shown, next=next_url)
-        user = await _authenticate(auth, db, identifier, password)
+        user = await auth.authenticate(db, identifier, password)
         if user is None:
             if throttle is not None and ticket is not None:
                 try:
@@ -371,18 +377,8 @@ def pages_router(auth: Auth) -> Router:
         try:
             await check_reset_token(auth, db, request.app, token)
         except FlowError as exc:
-            return page(
-                request,
-                "password_reset_confirm",
-                exc.status,
-                headers=_NO_REFERRER,
-                error=exc,
-                valid=False,
-                token=token,
-            )
-        return page(
-            request, "password_reset_confirm", headers=_NO_REFERRER, valid=True, token=token
-        )
+            return reset_page(request, token, exc, valid=False)
+        return reset_page(request, token)
 
     @router.post(
         "/password/reset/{token}", name="password_reset_confirm_submit", include_in_schema=False
@@ -400,15 +396,7 @@ def pages_router(auth: Auth) -> Router:
                 new_password2=_str(form, "new_password2"),
             )
         except FlowError as exc:
-            return page(
-                request,
-                "password_reset_confirm",
-                exc.status,
-                headers=_NO_REFERRER,
-                error=exc,
-                valid="token" not in exc.errors,
-                token=token,
-            )
+            return reset_page(request, token, exc, valid="token" not in exc.errors)
         throttle = throttle_of(auth)
         if throttle is not None:
             # The owner proved who they are: let them in at once.
@@ -520,6 +508,21 @@ def _api_error(exc: FlowError) -> HTTPError:
     return HTTPError(exc.status, detail, extra={"errors": errors})
 
 
+def _same_site(request: Request) -> None:
+    """Refuse a sign-in through the API that another site's page made the browser send.
+
+    These requests have no session yet, so no CSRF token to check; and a page can post JSON
+    to another site without a pre-flight when it sends no ``Content-Type`` at all (a ``Blob``
+    body). Browsers name the page's origin in ``Origin``: it must be this site's (or a
+    trusted one), or the visitor would be signed in to the attacker's account.
+    """
+    if not origin_allowed(request):
+        raise ForbiddenError(
+            "Origin not allowed: the request comes from another site (its Origin or Referer"
+            " header); add that site to the csrf_trusted_origins setting if it is yours"
+        )
+
+
 def api_router(auth: Auth) -> Router:
     """The JSON API of the auth flows, under ``auth.api_prefix``, named ``auth_api.*``.
 
@@ -543,9 +546,11 @@ def api_router(auth: Auth) -> Router:
         Sets the session cookie, or, with ``"token": true``, returns a bearer token and sets
         no cookie. Too many failures answer 429 with ``Retry-After``.
         """
+        if not body.token:
+            _same_site(request)  # the session cookie it sets must be the visitor's own doing
         throttle = throttle_of(auth)
         ticket = await throttle.attempt(request, body.login) if throttle is not None else None
-        user = await _authenticate(auth, db, body.login, body.password)
+        user = await auth.authenticate(db, body.login, body.password)
         if user is None:
             if throttle is not None and ticket is not None:
                 await throttle.failure(ticket)
@@ -584,6 +589,7 @@ def api_router(auth: Auth) -> Router:
 
             409 when the address or the user name is taken, 422 for invalid values.
             """
+            _same_site(request)
             try:
                 user = await register(
                     auth, db, email=body.email, username=body.username, password=body.password
@@ -600,13 +606,22 @@ def api_router(auth: Auth) -> Router:
     ) -> None:
         """Change the signed-in user's password (422 when the current one is wrong).
 
-        The user's other sessions end; a session-authenticated request gets a new session.
+        The user's other sessions and bearer tokens end; a session-authenticated request gets
+        a new session, a bearer token keeps working. JWTs issued before are refused.
         """
         throttle = throttle_of(auth)
         ticket = await throttle.attempt(request, user.email) if throttle is not None else None
+        bearer = getattr(request.state, "auth_method", None) == "bearer"
+        row = getattr(request.state, "auth_token", None)
+        keep = row.id if bearer and row is not None else None  # the token making the change
         try:
             await change_password(
-                auth, db, user, old_password=body.old_password, new_password=body.new_password
+                auth,
+                db,
+                user,
+                old_password=body.old_password,
+                new_password=body.new_password,
+                keep_token=keep,
             )
         except FlowError as exc:
             if throttle is not None and ticket is not None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trellis.contrib.auth.models import AuthToken, User
@@ -41,6 +41,7 @@ __all__ = [
     "issue_token",
     "new_token",
     "revoke_token",
+    "revoke_user_tokens",
 ]
 
 TokenKind = Literal["bearer", "api_key"]
@@ -170,3 +171,28 @@ async def revoke_token(db: AsyncSession, token_or_id: str | int) -> bool:
     found.revoked_at = utcnow()
     await db.flush()
     return True
+
+
+async def revoke_user_tokens(
+    db: AsyncSession, user: User, kind: TokenKind = "bearer", *, keep: int | None = None
+) -> int:
+    """Revoke every live token of ``kind`` of ``user``, but the one with id ``keep``.
+
+    A password change or reset does this for ``"bearer"`` tokens (those a sign-in through the
+    API hands out): a thief holding one is signed out with the other sessions. API keys,
+    made on purpose and named, stay. Returns how many were revoked; committed with ``db``.
+    """
+    statement = (
+        update(AuthToken)
+        .where(
+            AuthToken.user_id == user.id,
+            AuthToken.kind == kind,
+            AuthToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    if keep is not None:
+        statement = statement.where(AuthToken.id != keep)
+    result = await db.execute(statement)
+    count: int = getattr(result, "rowcount", 0)
+    return count

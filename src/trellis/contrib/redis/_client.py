@@ -66,7 +66,8 @@ class RedisStore:
         url_or_client: A URL (``redis://[:password@]host:6379/0``, ``rediss://`` for TLS,
             ``unix:///path.sock``) or a ``redis.asyncio.Redis`` client of yours. A client
             you pass stays yours: ``close()`` leaves it open.
-        prefix: Put before every key, so that several stores share one Redis database.
+        prefix: Put before every key, so that several stores share one Redis database
+            (``None``: the store's ``default_prefix``).
         connect_timeout: Seconds to wait for a connection to Redis.
         timeout: Seconds to wait for an answer to a command (``None``: forever).
         options: More options of ``redis.asyncio.Redis.from_url`` (``max_connections``,
@@ -75,12 +76,14 @@ class RedisStore:
 
     #: Where ``install`` puts the store: ``app.state.<state_name>``.
     state_name: ClassVar[str] = ""
+    #: The prefix of the store's keys when none is given.
+    default_prefix: ClassVar[str] = ""
 
     def __init__(
         self,
         url_or_client: str | Redis,
         *,
-        prefix: str,
+        prefix: str | None = None,
         connect_timeout: float = 5.0,
         timeout: float | None = 5.0,
         **options: Any,
@@ -111,7 +114,9 @@ class RedisStore:
                 "give a Redis URL (redis://host:6379/0) or a redis.asyncio.Redis client,"
                 f" not {type(url_or_client).__name__}"
             )
-        if not isinstance(prefix, str):
+        if prefix is None:
+            prefix = self.default_prefix
+        elif not isinstance(prefix, str):
             raise TypeError(f"the prefix is a string, not {type(prefix).__name__}")
         self.prefix = prefix
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from trellis.contrib.cache._values import counter, dumps, loads, not_an_integer, overflow
@@ -48,31 +49,18 @@ class RedisCache(RedisStore):
 
     Args:
         url_or_client: A Redis URL or a ``redis.asyncio.Redis`` client of yours.
-        prefix: Put before every key (``trellis:cache:``).
+        prefix: Put before every key (default ``trellis:cache:``).
         connect_timeout: Seconds to wait for a connection.
         timeout: Seconds to wait for an answer to a command.
         options: More options of ``redis.asyncio.Redis.from_url``.
     """
 
     state_name = "cache"
+    default_prefix = "trellis:cache:"
 
-    def __init__(
-        self,
-        url_or_client: str | Redis,
-        *,
-        prefix: str = "trellis:cache:",
-        connect_timeout: float = 5.0,
-        timeout: float | None = 5.0,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            url_or_client,
-            prefix=prefix,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            **options,
-        )
-        self._incr = self.client.register_script(_INCR)
+    @cached_property
+    def _incr(self) -> AsyncScript:
+        return self.client.register_script(_INCR)
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when it is missing or expired."""

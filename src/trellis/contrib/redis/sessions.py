@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from trellis.contrib.cache._values import dumps, loads
 from trellis.contrib.redis._client import RedisStore, milliseconds
 
@@ -26,30 +24,14 @@ class RedisSessionStore(RedisStore):
     Args:
         url_or_client: A Redis URL or a ``redis.asyncio.Redis`` client of yours (one
             client can serve a ``RedisCache`` too).
-        prefix: Put before every session id (``trellis:session:``).
+        prefix: Put before every session id (default ``trellis:session:``).
         connect_timeout: Seconds to wait for a connection.
         timeout: Seconds to wait for an answer to a command.
         options: More options of ``redis.asyncio.Redis.from_url``.
     """
 
     state_name = "session_store"
-
-    def __init__(
-        self,
-        url_or_client: str | Redis,
-        *,
-        prefix: str = "trellis:session:",
-        connect_timeout: float = 5.0,
-        timeout: float | None = 5.0,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            url_or_client,
-            prefix=prefix,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            **options,
-        )
+    default_prefix = "trellis:session:"
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
         """The data of a session, or ``None`` when it is unknown or expired."""

@@ -9,14 +9,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from auth_helpers import PASSWORD, add_user, make_app
+from sqlalchemy import select
 
 from trellis import App
-from trellis.contrib.auth import Auth, User
+from trellis.contrib.auth import Auth, AuthToken, User
 from trellis.contrib.auth.flows import FlowError, PasswordPolicy, check_email, check_username
 from trellis.contrib.auth.reset import PasswordResetTokens
 from trellis.contrib.auth.throttle import LoginThrottle
@@ -159,6 +161,24 @@ def test_login_for_a_bearer_token(client: TestClient, sync_database: Database) -
     refused = me(client, headers=bearer)
     assert refused.status_code == 401
     assert "invalid" in refused.json()["detail"]
+
+
+def test_a_login_token_expires(client: TestClient, sync_database: Database) -> None:
+    add_ann(client, sync_database)
+    auth: Auth = client.app.state.auth  # type: ignore[attr-defined]
+    body = login(client, "ann", PASSWORD, token=True).json()
+    assert body["expires_in"] == 30 * 86400  # the default lifetime
+
+    async def expires_at() -> Any:
+        async with sync_database.transaction() as db:
+            row = (await db.execute(select(AuthToken))).scalars().one()
+            return row.expires_at
+
+    left = client.call(expires_at) - datetime.now(UTC)
+    assert timedelta(days=29, hours=23) < left <= timedelta(days=30)
+
+    auth.login_token_lifetime = None  # until revoked
+    assert login(client, "ann", PASSWORD, token=True).json()["expires_in"] is None
 
 
 def test_login_accepts_email_or_username_keys(client: TestClient, sync_database: Database) -> None:

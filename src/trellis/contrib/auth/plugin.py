@@ -89,6 +89,8 @@ class Auth:
             ``next`` (default ``"/"``).
         logout_redirect_url: Where the pages send the browser after a sign-out (default:
             ``login_url``).
+        login_token_lifetime: Seconds a bearer token from the API's ``/login`` (with
+            ``"token": true``) works (default 30 days; ``None``: until revoked).
 
     Raises:
         ConfigurationError: ``site_url`` is not an ``http(s)://`` URL, or
@@ -117,6 +119,7 @@ class Auth:
         password_reset_url: str | None = None,
         login_redirect_url: str | None = None,
         logout_redirect_url: str | None = None,
+        login_token_lifetime: float | None = 30 * 86400,
     ) -> None:
         if site_url is not None and not _is_http_url(site_url):
             raise ConfigurationError(
@@ -130,6 +133,7 @@ class Auth:
             )
         self._db = db
         self.jwt = jwt
+        self.login_token_lifetime = login_token_lifetime
         self.hasher = hasher if hasher is not None else PasswordHasher()
         self.email = email
         self.throttle = throttle

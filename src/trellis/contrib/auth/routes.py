@@ -447,6 +447,8 @@ class LoginOut(BaseModel):
     user: UserOut
     token: str | None = None
     token_type: str | None = None
+    #: Seconds the token works (``None``: until revoked).
+    expires_in: int | None = None
 
 
 class RegisterIn(BaseModel):
@@ -558,10 +560,18 @@ def api_router(auth: Auth) -> Router:
         if throttle is not None and ticket is not None:
             await throttle.success(ticket, user.email, user.username)
         if body.token:
-            token = await auth.issue_token(db, user, name=body.token_name or "login")
+            lifetime = auth.login_token_lifetime
+            token = await auth.issue_token(
+                db, user, name=body.token_name or "login", expires_in=lifetime
+            )
             user.last_login = utcnow()
             await db.flush()
-            return LoginOut(user=UserOut.model_validate(user), token=token, token_type="bearer")
+            return LoginOut(
+                user=UserOut.model_validate(user),
+                token=token,
+                token_type="bearer",
+                expires_in=None if lifetime is None else int(lifetime),
+            )
         await login(request, user)
         await db.flush()
         return LoginOut(user=UserOut.model_validate(user))

@@ -411,7 +411,7 @@ def test_a_non_json_value_slipped_in_place_is_a_500_when_saving(
     assert response.status_code == 500
     assert "sent?" not in response.text
     assert session_cookie(response) is None
-    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert "the session cannot be saved" in caplog.text
     assert "'items'" in caplog.text
 

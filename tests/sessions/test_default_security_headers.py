@@ -1,4 +1,8 @@
-"""Security headers on by default, from settings, and off when asked."""
+"""Security headers on by default, from settings, and off when asked.
+
+``nosniff`` (and HSTS on HTTPS) go on every response; the headers a browser applies to a page
+(framing, opener, referrer, content policy) go on documents: HTML, XHTML, SVG, XML.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ from trellis.middleware import GZipMiddleware
 from trellis.testing import TestClient
 from trellis.types import Receive, Scope, Send
 
-DEFAULTS = {
-    "x-content-type-options": "nosniff",
+EVERY = {"x-content-type-options": "nosniff"}
+DOCUMENT = {
     "x-frame-options": "DENY",
     "referrer-policy": "strict-origin-when-cross-origin",
     "cross-origin-opener-policy": "same-origin",
 }
+DEFAULTS = {**EVERY, **DOCUMENT}
+HTML = {"Accept": "text/html"}
 
 
 def make(**settings: Any) -> App:
@@ -28,6 +34,14 @@ def make(**settings: Any) -> App:
     @app.get("/json")
     async def json() -> dict[str, str]:
         return {"message": "hi"}
+
+    @app.get("/page")
+    async def page() -> Response:
+        return Response("<p>hi</p>", media_type="text/html")
+
+    @app.get("/drawing")
+    async def drawing() -> Response:
+        return Response("<svg/>", media_type="image/svg+xml")
 
     @app.get("/framed")
     async def framed() -> Response:
@@ -46,18 +60,32 @@ def make(**settings: Any) -> App:
 
 
 def assert_defaults(response: Any) -> None:
+    """A document (an HTML page) has every default header, once."""
     for name, value in DEFAULTS.items():
         assert response.headers.get_list(name) == [value], name
 
 
+def assert_data_defaults(response: Any) -> None:
+    """Data (JSON, text, files) has nosniff only."""
+    for name, value in EVERY.items():
+        assert response.headers.get_list(name) == [value], name
+    for name in DOCUMENT:
+        assert name not in response.headers, name
+
+
 def test_on_by_default() -> None:
     with TestClient(make()) as client:
-        assert_defaults(client.get("/json"))
-        assert_defaults(client.head("/json"))
-        assert_defaults(client.get("/nowhere"))  # 404
-        assert_defaults(client.post("/json"))  # 405
-        assert_defaults(client.get("/raw/x"))  # a mounted app's answer too
-        response = client.get("/json")
+        assert_defaults(client.get("/page"))
+        assert_defaults(client.head("/page"))
+        assert_defaults(client.get("/drawing"))
+        assert_defaults(client.get("/nowhere", headers=HTML))  # the 404 page
+        assert_defaults(client.post("/json", headers=HTML))  # the 405 page
+        assert_data_defaults(client.get("/json"))
+        assert_data_defaults(client.head("/json"))
+        assert_data_defaults(client.get("/nowhere"))  # a 404 problem document
+        assert_data_defaults(client.post("/json"))  # 405
+        assert_data_defaults(client.get("/raw/x"))  # a mounted app's answer too
+        response = client.get("/page")
         assert "content-security-policy" not in response.headers
         assert "strict-transport-security" not in response.headers
 
@@ -78,20 +106,23 @@ def test_turned_off() -> None:
 
 def test_content_security_policy_setting() -> None:
     with TestClient(make(content_security_policy="default-src 'self'")) as client:
-        response = client.get("/json")
-    assert response.headers["content-security-policy"] == "default-src 'self'"
+        page = client.get("/page")
+        data = client.get("/json")
+    assert page.headers["content-security-policy"] == "default-src 'self'"
+    assert "content-security-policy" not in data.headers
 
 
 def test_hsts_only_on_https() -> None:
     app = make(hsts_seconds=31536000, hsts_include_subdomains=True, hsts_preload=True)
     with TestClient(app, base_url="https://testserver") as client:
         secure = client.get("/json")
+        secure_page = client.get("/page")
     with TestClient(app) as client:
-        plain = client.get("/json")
-    assert (
-        secure.headers["strict-transport-security"]
-        == "max-age=31536000; includeSubDomains; preload"
-    )
+        plain = client.get("/page")
+    hsts = "max-age=31536000; includeSubDomains; preload"
+    assert secure.headers["strict-transport-security"] == hsts  # data too: HSTS is per host
+    assert secure_page.headers["strict-transport-security"] == hsts
+    assert_defaults(secure_page)
     assert "strict-transport-security" not in plain.headers
     assert_defaults(plain)
 
@@ -127,11 +158,12 @@ def test_a_bad_policy_is_refused_at_start_up() -> None:
 def test_with_app_middleware_the_headers_are_added_once() -> None:
     app = make(middleware=[(GZipMiddleware, {"minimum_size": 10})])
     with TestClient(app) as client:
-        assert_defaults(client.get("/json"))
-        assert_defaults(client.get("/nowhere"))
+        assert_defaults(client.get("/page"))
+        assert_data_defaults(client.get("/json"))
+        assert_defaults(client.get("/nowhere", headers=HTML))
         login = client.post("/login")
         assert login.headers.get_list("set-cookie")
-        assert_defaults(login)
+        assert_data_defaults(login)
 
 
 def test_session_cookie_and_headers_together() -> None:
@@ -140,20 +172,22 @@ def test_session_cookie_and_headers_together() -> None:
     assert response.status_code == 204
     assert response.headers["vary"] == "Cookie"
     assert response.headers["set-cookie"].startswith("session=")
-    assert_defaults(response)
+    assert_data_defaults(response)  # a 204 is no document
 
 
 def test_refused_host_gets_the_headers() -> None:
     with TestClient(make(), base_url="http://evil.example") as client:
         response = client.get("/json")
     assert response.status_code == 400
-    assert_defaults(response)
+    assert_data_defaults(response)  # plain text
 
 
 def test_too_many_headers_gets_the_headers() -> None:
     app = make(max_headers=5)
     headers = {f"x-h{i}": "1" for i in range(10)}
     with TestClient(app) as client:
-        assert_defaults(client.get("/json", headers=headers))
+        assert_defaults(client.get("/json", headers={**HTML, **headers}))
+        assert_data_defaults(client.get("/json", headers=headers))
     with TestClient(make(max_headers=5, middleware=[(GZipMiddleware, {})])) as client:
-        assert_defaults(client.get("/json", headers=headers))
+        assert_defaults(client.get("/json", headers={**HTML, **headers}))
+        assert_data_defaults(client.get("/json", headers=headers))

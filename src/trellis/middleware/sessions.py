@@ -25,6 +25,16 @@ Header = tuple[bytes, bytes]
 
 _VARY_COOKIE = (b"vary", b"Cookie")
 
+# Responses a browser renders as a page, where framing, opener, referrer and content policies
+# apply; on data (JSON, images, files) they would be bytes on the wire for nothing.
+_DOCUMENT_TYPES = (
+    b"text/html",
+    b"application/xhtml+xml",
+    b"image/svg+xml",
+    b"text/xml",
+    b"application/xml",
+)
+
 
 async def _drop(message: Message) -> None:
     """Swallow what the application still sends after its response was replaced."""
@@ -42,12 +52,15 @@ class _Layer:
         sessions: How sessions are kept; ``None`` for no sessions.
         headers: Headers added to every HTTP response that does not set them.
         https_headers: The same plus HTTPS-only ones (``Strict-Transport-Security``).
+        document_headers: Headers added, on top, to documents only (HTML, XHTML, SVG, XML
+            responses): the ones a browser applies to a page (framing, opener, referrer,
+            content policy) and ignores on data.
         owner: The Trellis application, for proxy-aware schemes and error pages.
         expose_config: Put ``sessions`` in the scope (a standalone middleware must; the app's
             own layer need not, the app holds it).
     """
 
-    __slots__ = ("app", "expose", "headers", "https_headers", "names", "owner", "sessions")
+    __slots__ = ("app", "expose", "fixed", "has_https", "names", "owner", "sessions")
 
     def __init__(
         self,
@@ -56,18 +69,24 @@ class _Layer:
         sessions: SessionConfig | None,
         headers: Sequence[Header] = (),
         https_headers: Sequence[Header] | None = None,
+        document_headers: Sequence[Header] = (),
         owner: App | None = None,
         expose_config: bool = False,
     ) -> None:
         self.app = app
         self.sessions = sessions
-        self.headers = tuple(headers)
-        self.https_headers = (
-            tuple(https_headers)
-            if https_headers is not None and tuple(https_headers) != self.headers
-            else None
+        plain = tuple(headers)
+        secure = tuple(https_headers) if https_headers is not None else plain
+        document = tuple(document_headers)
+        # PERF: the four header sets a response can get, indexed by (document, https).
+        self.fixed: tuple[tuple[Header, ...], ...] = (
+            plain,
+            secure,
+            (*plain, *document),
+            (*secure, *document),
         )
-        self.names = frozenset(k for k, _ in (*self.headers, *(self.https_headers or ())))
+        self.has_https = secure != plain
+        self.names = frozenset(k for k, _ in (*secure, *document))
         self.owner = owner
         self.expose = expose_config
 
@@ -112,57 +131,65 @@ class _Layer:
         # body message costs one call, the response start a few header checks. Only a
         # request that used its session gets the coroutine that saves it.
         def send_with_defaults(message: Message) -> Awaitable[None]:
-            if message["type"] == "http.response.start":
-                session: Session | None = scope.get(SCOPE_KEY)
-                if session is not None and not session._saved and layer.sessions is not None:
+            if message["type"] != "http.response.start":
+                return send(message)
+            session: Session | None = scope.get(SCOPE_KEY)
+            if session is not None and not session._saved and layer.sessions is not None:
 
-                    async def start_with_session() -> None:
-                        nonlocal send
-                        assert session is not None and layer.sessions is not None
-                        try:
-                            cookie = await layer.sessions.commit(session, scope)
-                        except Exception as exc:
-                            scope.pop(SCOPE_KEY, None)
-                            original, send = send, _drop
-                            await layer._fail(scope, _no_receive, original, exc, add_headers=True)
-                            return
-                        if not session._readonly:
-                            headers = _with_vary_cookie(message.get("headers") or ())
-                            if cookie is not None:
-                                headers.append((b"set-cookie", cookie))
-                            message["headers"] = headers
-                        await send(layer._add_fixed(scope, message))
+                async def start_with_session() -> None:
+                    nonlocal send
+                    assert session is not None and layer.sessions is not None
+                    try:
+                        cookie = await layer.sessions.commit(session, scope)
+                    except Exception as exc:
+                        scope.pop(SCOPE_KEY, None)
+                        original, send = send, _drop
+                        await layer._fail(scope, _no_receive, original, exc, add_headers=True)
+                        return
+                    if not session._readonly:
+                        headers = _with_vary_cookie(message.get("headers") or ())
+                        if cookie is not None:
+                            headers.append((b"set-cookie", cookie))
+                        message["headers"] = headers
+                    await send(layer._add_fixed(scope, message))
 
-                    return start_with_session()
-                fixed = layer.headers
-                if layer.https_headers is not None and _is_https(scope):
-                    fixed = layer.https_headers
-                if fixed:
-                    headers = message.get("headers") or ()
-                    for key, _ in headers:
-                        if key.lower() in layer.names:
-                            fixed = layer._missing(headers, fixed)
-                            break
-                    # A new list: a Response may send its own header list every time.
-                    message["headers"] = [*headers, *fixed]
+                return start_with_session()
+            headers = message.get("headers") or ()
+            fixed = layer._fixed_for(scope, headers)
+            if fixed:
+                # A new list: a Response may send its own header list every time.
+                message["headers"] = [*headers, *fixed]
             return send(message)
 
         return send_with_defaults
 
     def _add_fixed(self, scope: Scope, message: Message) -> Message:
-        fixed = self.headers
-        if self.https_headers is not None and _is_https(scope):
-            fixed = self.https_headers
+        headers = message.get("headers") or ()
+        fixed = self._fixed_for(scope, headers)
         if fixed:
-            headers = message.get("headers") or ()
-            message["headers"] = [*headers, *self._missing(headers, fixed)]
+            message["headers"] = [*headers, *fixed]
         return message
 
-    @staticmethod
-    def _missing(headers: Any, fixed: tuple[Header, ...]) -> tuple[Header, ...]:
-        """The headers of ``fixed`` that ``headers`` does not set (the response's win)."""
-        present = {k.lower() for k, _ in headers}
-        return tuple(h for h in fixed if h[0] not in present)
+    def _fixed_for(self, scope: Scope, headers: Any) -> tuple[Header, ...]:
+        """The fixed headers a response with ``headers`` gets (its own values win)."""
+        document: bool | None = False
+        clash = False
+        names = self.names
+        # Response header names are lower-case in ASGI; a mounted app that breaks the rule
+        # only loses the "its own value wins" check, not a header.
+        for key, value in headers:
+            if key == b"content-type":
+                # PERF: a response class sends the same few values; decided once each.
+                document = _DOCUMENT_CACHE.get(value)
+                if document is None:
+                    document = _is_document(value)
+            elif key in names:
+                clash = True
+        fixed = self.fixed[2 * bool(document) + (self.has_https and _is_https(scope))]
+        if clash:
+            present = {k for k, _ in headers}
+            return tuple(h for h in fixed if h[0] not in present)
+        return fixed
 
     async def _fail(
         self, scope: Scope, receive: Receive, send: Send, exc: Exception, *, add_headers: bool
@@ -181,14 +208,12 @@ class _Layer:
         await response(scope, receive, self._headers_only(scope, send) if add_headers else send)
 
     def _headers_only(self, scope: Scope, send: Send) -> Send:
-        fixed = self.https_headers if self.https_headers and _is_https(scope) else self.headers
-        if not fixed:
+        if not any(self.fixed):
             return send
 
         async def send_error(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.get("headers") or ()
-                message["headers"] = [*headers, *self._missing(headers, fixed)]
+                message = self._add_fixed(scope, message)
             await send(message)
 
         return send_error
@@ -196,6 +221,17 @@ class _Layer:
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+_DOCUMENT_CACHE: dict[bytes, bool] = {}
+
+
+def _is_document(content_type: bytes) -> bool:
+    """Whether a response of ``content_type`` is a page (remembered for the next response)."""
+    document = content_type.lower().startswith(_DOCUMENT_TYPES)
+    if len(_DOCUMENT_CACHE) < 256:  # bounded: a charset or boundary may vary per response
+        _DOCUMENT_CACHE[content_type] = document
+    return document
 
 
 def _with_vary_cookie(headers: Any) -> list[Header]:

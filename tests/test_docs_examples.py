@@ -42,6 +42,8 @@ OTHER_PAGES = (
     "deployment-checklist.md",
     "auth.md",
     "sessions.md",
+    "inspector.md",
+    "tickets.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

@@ -18,6 +18,7 @@ from trellis import (
     UnauthorizedError,
 )
 from trellis.exceptions import (
+    AppFrozenError,
     ConflictError,
     MethodNotAllowedError,
     PayloadTooLargeError,
@@ -240,6 +241,159 @@ def test_errors_in_hooks_are_500s_too() -> None:
         response = client.get("/")
     assert response.status_code == 500
     assert "after hook" not in response.text
+
+
+# -- error reporters (error tickets) --------------------------------------------------------------
+
+
+def reporting_app(*reporters: object, debug: bool = False) -> tuple[App, list[tuple[str, str]]]:
+    """``error_app`` with ``reporters``; the list records ``(exception, request id)`` per call."""
+    app = error_app(debug=debug)
+    calls: list[tuple[str, str]] = []
+
+    async def recorder(request: Request, exc: BaseException, request_id: str) -> None:
+        calls.append((f"{type(exc).__name__}: {exc}", request_id))
+
+    app.add_error_reporter(recorder)
+    for reporter in reporters:
+        app.add_error_reporter(reporter)  # type: ignore[arg-type]
+    return app, calls
+
+
+async def ticket_7(request: Request, exc: BaseException, request_id: str) -> str:
+    return "tk-7"
+
+
+def test_a_reporter_s_ticket_replaces_the_reference(caplog: pytest.LogCaptureFixture) -> None:
+    app, calls = reporting_app(ticket_7)
+    with caplog.at_level(logging.ERROR, logger="trellis.error"), TestClient(app) as client:
+        response = client.get("/crash")
+        page = client.get("/crash-sync", headers={"accept": BROWSER})
+    assert response.status_code == 500
+    request_id = response.headers["x-request-id"]
+    assert response.headers["x-error-ticket"] == "tk-7"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "The server hit an unexpected error. Error ticket tk-7",
+        "request_id": request_id,
+        "ticket": "tk-7",
+    }
+    assert "Error ticket tk-7" in page.text and "Traceback" not in page.text
+    assert "secret" not in response.text and "<pre>" not in page.text
+    assert calls == [
+        ("RuntimeError: secret <db> password in message", request_id),
+        ("KeyError: 'sync-secret'", page.headers["x-request-id"]),
+    ]
+    records = [r for r in caplog.records if r.name == "trellis.error"]
+    assert [r.ticket for r in records] == ["tk-7", "tk-7"]  # type: ignore[attr-defined]
+    assert "error ticket tk-7" in records[0].getMessage()
+
+
+def test_http_errors_are_not_reported() -> None:
+    app, calls = reporting_app(ticket_7)
+    with TestClient(app) as client:
+        assert client.get("/forbidden").status_code == 403
+        assert client.get("/nope").status_code == 404
+        assert client.get("/teapot").status_code == 418
+    assert calls == []
+
+
+def test_reporters_run_in_debug_mode_too() -> None:
+    app, calls = reporting_app(ticket_7, debug=True)
+    with TestClient(app) as client:
+        body = client.get("/crash").json()
+    assert body["ticket"] == "tk-7"
+    assert body["traceback"][0] == "Traceback (most recent call last):"
+    assert len(calls) == 1
+
+
+def test_a_failing_reporter_never_breaks_the_500(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(request: Request, exc: BaseException, request_id: str) -> str:
+        raise OSError("disk full")
+
+    app, calls = reporting_app(broken)
+    with caplog.at_level(logging.ERROR, logger="trellis.error"), TestClient(app) as client:
+        response = client.get("/crash")
+    assert response.status_code == 500
+    request_id = response.headers["x-request-id"]
+    assert (
+        response.json()["detail"] == f"The server hit an unexpected error. Reference: {request_id}"
+    )
+    assert "x-error-ticket" not in response.headers and "ticket" not in response.json()
+    assert len(calls) == 1
+    failure, crash = [r for r in caplog.records if r.name == "trellis.error"]
+    assert "error reporter" in failure.getMessage() and request_id in failure.getMessage()
+    assert failure.exc_info is not None and failure.exc_info[0] is OSError
+    assert crash.exc_info is not None and crash.exc_info[0] is RuntimeError
+
+
+@pytest.mark.parametrize("bad", ["two words", "x\r\nset-cookie: a=b", "", "x" * 129, 42])
+def test_a_reporter_s_odd_id_is_ignored(bad: object, caplog: pytest.LogCaptureFixture) -> None:
+    async def odd(request: Request, exc: BaseException, request_id: str) -> object:
+        return bad
+
+    app, _ = reporting_app(odd)
+    with caplog.at_level(logging.ERROR, logger="trellis.error"), TestClient(app) as client:
+        response = client.get("/crash", headers={"accept": BROWSER})
+    assert response.status_code == 500
+    assert "Reference: " in response.text and "set-cookie" not in response.headers
+    assert any("not a ticket id" in r.getMessage() for r in caplog.records)
+
+
+def test_the_first_ticket_wins_and_every_reporter_runs() -> None:
+    seen: list[str] = []
+
+    async def none(request: Request, exc: BaseException, request_id: str) -> None:
+        seen.append("none")
+
+    async def first(request: Request, exc: BaseException, request_id: str) -> str:
+        seen.append("first")
+        return "first-1"
+
+    async def second(request: Request, exc: BaseException, request_id: str) -> str:
+        seen.append("second")
+        return "second-2"
+
+    app, _ = reporting_app(none, first, second)
+    with TestClient(app) as client:
+        assert client.get("/crash").json()["ticket"] == "first-1"
+    assert seen == ["none", "first", "second"]
+
+
+def test_reporters_see_crashing_exception_handlers_and_middleware() -> None:
+    app, calls = reporting_app(ticket_7)
+
+    @app.exception_handler(ValueError)
+    def broken_handler(request: Request, exc: Exception) -> None:
+        raise LookupError("handler broke")
+
+    @app.get("/value")
+    def value() -> None:
+        raise ValueError("v")
+
+    class Crash:
+        def __init__(self, app: object) -> None:
+            self.app = app
+
+        async def __call__(self, scope: dict[str, object], receive: object, send: object) -> None:
+            if scope.get("path") == "/mw":
+                raise RuntimeError("middleware broke")
+            await self.app(scope, receive, send)  # type: ignore[operator]
+
+    app.add_middleware(Crash)
+    with TestClient(app) as client:
+        assert client.get("/value").headers["x-error-ticket"] == "tk-7"
+        assert client.get("/mw").headers["x-error-ticket"] == "tk-7"
+    assert [c[0] for c in calls] == ["LookupError: handler broke", "RuntimeError: middleware broke"]
+
+
+def test_reporters_are_registered_before_serving() -> None:
+    app = App(secret_key=SECRET)
+    app.build()
+    with pytest.raises(AppFrozenError, match=r"App.add_error_reporter\(\)"):
+        app.add_error_reporter(ticket_7)
 
 
 # -- the exception classes -------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -51,12 +52,18 @@ if TYPE_CHECKING:
     from trellis.middleware.sessions import _Layer
     from trellis.sessions import SessionConfig
 
-__all__ = ["App"]
+__all__ = ["App", "ErrorReporter"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("trellis.error")
 
 Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[Mapping[str, Any] | None]]
+#: ``await reporter(request, exc, request_id)`` for an unhandled exception: the id of the
+#: error ticket it stored (shown to the client), or ``None``.
+ErrorReporter = Callable[[Request, BaseException, str], Awaitable[str | None]]
+
+# What an error reporter's ticket id may look like: it goes into a header and the error page.
+_TICKET_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 
 
 class _Target:
@@ -142,6 +149,7 @@ class App(Router):
         self._startup: list[Callable[..., Any]] = []
         self._shutdown: list[Callable[..., Any]] = []
         self._exception_handlers: dict[type[BaseException] | int, Callable[..., Any]] = {}
+        self._error_reporters: list[ErrorReporter] = []
         self._plugins: list[Any] = []
         self._commands: list[Any] = []
         self._lock = threading.Lock()
@@ -219,6 +227,19 @@ class App(Router):
             return fn
 
         return decorator
+
+    def add_error_reporter(self, reporter: ErrorReporter) -> None:
+        """Report every unhandled exception (a 500, not an ``HTTPError``) to ``reporter``.
+
+        It is awaited as ``reporter(request, exc, request_id)`` before the 500 is sent, in
+        debug mode too (the reporter decides), and returns the id of the error ticket it
+        stored, or ``None``. The client then sees "Error ticket <id>" instead of the request
+        id (``trellis.contrib.tickets`` is such a reporter). A reporter that raises, or returns
+        an id that is not 1-128 URL-safe characters, is logged and skipped: the client still
+        gets its 500.
+        """
+        self._check_open("add_error_reporter")
+        self._error_reporters.append(reporter)
 
     def on_startup(self, fn: F) -> F:
         """Decorator: run ``fn()`` (sync or async) when the server starts, before serving."""
@@ -727,17 +748,53 @@ class App(Router):
                 render_exc.__context__ = exc
                 exc = render_exc
         request_id = _request_id(request.scope)
+        ticket = await self._report(request, exc, request_id) if self._error_reporters else None
         log.error(
-            "unhandled error in %s %s (request id %s)",
+            "unhandled error in %s %s (request id %s%s)",
             request.scope.get("method"),
             request.scope.get("path"),
             request_id,
+            "" if ticket is None else f", error ticket {ticket}",
             exc_info=exc,
-            extra={"request_id": request_id},
+            extra={"request_id": request_id, "ticket": ticket},
         )
         return server_error_response(
-            exc, html_page=wants_html(accept), request_id=request_id, debug=self.debug
+            exc,
+            html_page=wants_html(accept),
+            request_id=request_id,
+            debug=self.debug,
+            ticket=ticket,
         )
+
+    async def _report(self, request: Request, exc: BaseException, request_id: str) -> str | None:
+        """Run the error reporters; the first ticket id one returns. Never raises."""
+        ticket: str | None = None
+        for reporter in self._error_reporters:
+            try:
+                result = await reporter(request, exc, request_id)
+            except Exception as report_exc:
+                log.error(
+                    "error reporter %r failed (request id %s)",
+                    reporter,
+                    request_id,
+                    exc_info=report_exc,
+                    extra={"request_id": request_id},
+                )
+                continue
+            if result is None or ticket is not None:
+                continue
+            if isinstance(result, str) and _TICKET_ID.fullmatch(result):
+                ticket = result
+            else:
+                log.error(
+                    "error reporter %r returned %.80r, not a ticket id (1-128 URL-safe"
+                    " characters): ignored (request id %s)",
+                    reporter,
+                    result,
+                    request_id,
+                    extra={"request_id": request_id},
+                )
+        return ticket
 
     # -- lifespan --------------------------------------------------------------------------------
 

@@ -88,15 +88,26 @@ def error_response(exc: HTTPError, *, html_page: bool, instance: str | None = No
 
 
 def server_error_response(
-    exc: BaseException, *, html_page: bool, request_id: str, debug: bool
+    exc: BaseException,
+    *,
+    html_page: bool,
+    request_id: str,
+    debug: bool,
+    ticket: str | None = None,
 ) -> Response:
     """Render an unhandled exception as a 500.
 
-    In production the client sees only the request id (to quote when reporting the problem);
-    in debug mode it also sees the traceback.
+    In production the client sees only a reference to quote when reporting the problem: the
+    error ticket (``ticket``, from an error reporter such as ``trellis.contrib.tickets``) when
+    there is one, else the request id. In debug mode it also sees the traceback.
     """
     title = _status.phrase(500)
-    detail = f"The server hit an unexpected error. Reference: {request_id}"
+    headers = [("x-request-id", request_id)]
+    if ticket is None:
+        detail = f"The server hit an unexpected error. Reference: {request_id}"
+    else:
+        detail = f"The server hit an unexpected error. Error ticket {ticket}"
+        headers.append(("x-error-ticket", ticket))
     tb = "".join(traceback.format_exception(exc)) if debug else None
     if html_page:
         body = f"<p>{html.escape(detail)}</p>"
@@ -104,7 +115,7 @@ def server_error_response(
             body += f"<h2>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</h2>"
             body += f"<pre>{html.escape(tb)}</pre>"
         page = _PAGE.format(status=500, title=title, body=body)
-        return HTMLResponse(page, 500, [("x-request-id", request_id)])
+        return HTMLResponse(page, 500, headers)
     problem: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -112,7 +123,9 @@ def server_error_response(
         "detail": detail,
         "request_id": request_id,
     }
+    if ticket is not None:
+        problem["ticket"] = ticket
     if tb is not None:
         problem["exception"] = f"{type(exc).__name__}: {exc}"
         problem["traceback"] = tb.splitlines()
-    return _problem(500, problem, [("x-request-id", request_id)])
+    return _problem(500, problem, headers)

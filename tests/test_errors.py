@@ -3,6 +3,8 @@ request id, and the exception classes themselves."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import re
 
@@ -455,3 +457,25 @@ def test_http_errors_raised_by_handlers_keep_their_status_and_headers() -> None:
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="api"'
     assert response.json()["detail"] == "log in first"
+
+
+def test_error_pages_carry_a_policy_that_allows_only_their_own_style() -> None:
+    app = App(debug=False, secret_key="k" * 40, content_security_policy="default-src 'self'")
+
+    @app.get("/boom")
+    async def boom() -> str:
+        raise RuntimeError("boom")
+
+    with TestClient(app) as client:
+        for path, status in (("/missing", 404), ("/boom", 500)):
+            page = client.get(path, headers={"Accept": "text/html"})
+            assert page.status_code == status
+            style = re.search(r"<style>(.*?)</style>", page.text, re.S)
+            assert style is not None
+            digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+            policy = page.headers.get_list("content-security-policy")
+            assert policy == [
+                f"default-src 'none'; style-src 'sha256-{digest}'; frame-ancestors 'none'"
+            ]
+        # data answers keep the app's policy rules (none on JSON)
+        assert "content-security-policy" not in client.get("/missing").headers

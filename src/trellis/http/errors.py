@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import traceback
 from typing import Any
@@ -15,13 +17,24 @@ __all__ = ["error_response", "server_error_response", "wants_html"]
 
 PROBLEM_JSON = "application/problem+json"
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{status} {title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:46rem;padding:0 1rem;
-color:#222}}h1{{font-size:1.6rem}}pre{{background:#f6f6f6;padding:1rem;overflow:auto;
-font-size:13px}}code{{background:#f6f6f6;padding:0 .2rem}}</style></head>
-<body><h1>{status} {title}</h1>{body}</body></html>"""
+_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:46rem;padding:0 1rem;"
+    "color:#222}h1{font-size:1.6rem}pre{background:#f6f6f6;padding:1rem;overflow:auto;"
+    "font-size:13px}code{background:#f6f6f6;padding:0 .2rem}"
+)
+_PAGE = (
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{status} {title}</title>\n'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+    "<style>" + _STYLE.replace("{", "{{").replace("}", "}}") + "</style></head>\n"
+    "<body><h1>{status} {title}</h1>{body}</body></html>"
+)
+# The error pages bring their own policy: nothing loads, and only their own inline style (by its
+# hash) applies, so they render under any strict policy of the app's (whose header they win).
+_PAGE_CSP = (
+    "default-src 'none'; style-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+    + "'; frame-ancestors 'none'"
+)
 
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -68,6 +81,13 @@ def _quality(params: str) -> float:
     return 1.0
 
 
+def _page_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` with the page's ``Content-Security-Policy`` unless the error set its own."""
+    if any(name.lower() == "content-security-policy" for name, _ in headers):
+        return list(headers)
+    return [*headers, ("content-security-policy", _PAGE_CSP)]
+
+
 def _problem(status: int, problem: dict[str, Any], headers: list[tuple[str, str]]) -> Response:
     response = Response(_json.dumps(problem), status, headers, media_type=PROBLEM_JSON)
     return response
@@ -83,7 +103,7 @@ def error_response(exc: HTTPError, *, html_page: bool, instance: str | None = No
             items = "".join(f"<li><code>{html.escape(str(e))}</code></li>" for e in errors)
             body += f"<ul>{items}</ul>"
         page = _PAGE.format(status=exc.status, title=html.escape(exc.title), body=body)
-        return HTMLResponse(page, exc.status, exc.headers)
+        return HTMLResponse(page, exc.status, _page_headers(exc.headers))
     return _problem(exc.status, problem, exc.headers)
 
 
@@ -115,7 +135,7 @@ def server_error_response(
             body += f"<h2>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</h2>"
             body += f"<pre>{html.escape(tb)}</pre>"
         page = _PAGE.format(status=500, title=title, body=body)
-        return HTMLResponse(page, 500, headers)
+        return HTMLResponse(page, 500, _page_headers(headers))
     problem: dict[str, Any] = {
         "type": "about:blank",
         "title": title,

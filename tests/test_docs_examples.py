@@ -43,7 +43,10 @@ OTHER_PAGES = (
     "auth.md",
     "sessions.md",
     "inspector.md",
+    "i18n.md",
     "tickets.md",
+    "forms.md",
+    "admin.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

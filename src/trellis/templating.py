@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import jinja2
 from jinja2.ext import Extension
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from trellis import i18n as _i18n
 from trellis.exceptions import ConfigurationError, URLBuildError
 from trellis.http.response import HeadersInit, HTMLResponse
 
@@ -146,6 +148,9 @@ class Templates:
         self.env.globals["csrf_token"] = _csrf_token
         self.env.globals["csrf_input"] = _csrf_input
         self.env.globals["get_flashed_messages"] = _get_flashed_messages
+        # Translation markers work in every template: English as written until the I18n
+        # plugin activates a translator (trellis.i18n), then the request's language.
+        self.env.globals.update(_I18N_GLOBALS)
         if globals:
             self.env.globals.update(globals)
         if filters:
@@ -354,6 +359,60 @@ def _get_flashed_messages(
         with_categories=with_categories,
         category_filter=category_filter,
     )
+
+
+# -- translation globals (Jinja2 "newstyle" gettext semantics) ---------------------------------
+# Like jinja2.ext.i18n with newstyle=True: the translated text is %-formatted with the keyword
+# arguments, and in autoescaped templates it is Markup so the arguments get escaped.
+
+
+def _i18n_format(eval_ctx: EvalContext, text: str, variables: dict[str, Any]) -> str:
+    if eval_ctx.autoescape:
+        return Markup(text) % variables
+    return text % variables
+
+
+@jinja2.pass_eval_context
+def _template_gettext(eval_ctx: EvalContext, message: str, /, **variables: Any) -> str:
+    """``{{ _("Save") }}`` / ``{{ gettext("Hello %(name)s", name=user) }}``."""
+    return _i18n_format(eval_ctx, _i18n._translate(message), variables)
+
+
+@jinja2.pass_eval_context
+def _template_ngettext(
+    eval_ctx: EvalContext, singular: str, plural: str, num: int, /, **variables: Any
+) -> str:
+    """``{{ ngettext("%(num)d file", "%(num)d files", n) }}``."""
+    variables.setdefault("num", num)
+    return _i18n_format(eval_ctx, _i18n._translate_plural(singular, plural, num), variables)
+
+
+@jinja2.pass_eval_context
+def _template_pgettext(
+    eval_ctx: EvalContext, context: str, message: str, /, **variables: Any
+) -> str:
+    """``{{ pgettext("month", "May") }}``."""
+    return _i18n_format(eval_ctx, _i18n._translate_context(context, message), variables)
+
+
+@jinja2.pass_eval_context
+def _template_npgettext(
+    eval_ctx: EvalContext, context: str, singular: str, plural: str, num: int, /, **variables: Any
+) -> str:
+    """``{{ npgettext("inbox", "%(num)d message", "%(num)d messages", n) }}``."""
+    variables.setdefault("num", num)
+    text = _i18n._translate_context_plural(context, singular, plural, num)
+    return _i18n_format(eval_ctx, text, variables)
+
+
+_I18N_GLOBALS: dict[str, Any] = {
+    "_": _template_gettext,
+    "gettext": _template_gettext,
+    "ngettext": _template_ngettext,
+    "pgettext": _template_pgettext,
+    "npgettext": _template_npgettext,
+    "get_locale": _i18n.get_locale,
+}
 
 
 def render(

@@ -229,3 +229,53 @@ async def test_clear(cache: CacheBackend) -> None:
     await cache.clear()
     assert await cache.get_many(["a", "b", "n"]) == {}
     await cache.clear()  # empty: nothing happens
+
+
+# -- ttl and touch ------------------------------------------------------------------------------
+
+
+async def test_ttl_says_how_long_is_left(cache: CacheBackend) -> None:
+    await cache.set("k", "v", ttl=60)
+    left = await cache.ttl("k")
+    assert left is not None and 59 < left <= 60
+    await cache.set("forever", "v")
+    assert await cache.ttl("forever") is None
+    await cache.incr("counter", ttl=30)
+    left = await cache.ttl("counter")
+    assert left is not None and 29 < left <= 30
+
+
+async def test_ttl_of_a_missing_or_expired_key_raises_key_error(cache: CacheBackend) -> None:
+    with pytest.raises(KeyError, match="nope"):
+        await cache.ttl("nope")
+    await cache.set("k", "v", ttl=TTL)
+    await anyio.sleep(PAST_TTL)
+    with pytest.raises(KeyError):
+        await cache.ttl("k")
+
+
+async def test_touch_gives_a_new_expiry_and_keeps_the_value(cache: CacheBackend) -> None:
+    await cache.set("k", {"v": 1}, ttl=TTL)
+    assert await cache.touch("k", 60) is True
+    await anyio.sleep(PAST_TTL)
+    assert await cache.get("k") == {"v": 1}
+    left = await cache.ttl("k")
+    assert left is not None and 59 < left <= 60
+    assert await cache.touch("k", None) is True  # no expiry any more
+    assert await cache.ttl("k") is None
+    assert await cache.touch("k", TTL) is True
+    await anyio.sleep(PAST_TTL)
+    assert await cache.get("k") is None
+
+
+async def test_touch_a_missing_key_or_with_no_time_left(cache: CacheBackend) -> None:
+    assert await cache.touch("nope", 60) is False
+    assert await cache.touch("nope", None) is False
+    assert await cache.get("nope") is None
+    await cache.set("k", 5)
+    assert await cache.touch("k", 0) is True  # expired at once
+    assert await cache.get("k") is None
+    assert await cache.touch("k", 60) is False
+    await cache.incr("n", ttl=60)
+    assert await cache.touch("n", None) is True
+    assert await cache.incr("n") == 2  # still a counter

@@ -29,6 +29,10 @@ def _default(obj: Any) -> Any:
         return obj.decode("utf-8", "replace")
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
+    # Lazy translated strings (trellis.i18n.LazyString) and other objects that say how.
+    as_json: Callable[[], Any] | None = getattr(obj, "__json__", None)
+    if as_json is not None and callable(as_json):
+        return as_json()
     if hasattr(obj, "__html__"):
         return str(obj.__html__())
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, ParamSpec, Protocol
 
 from trellis.middleware.cors import CORSMiddleware as CORSMiddleware
+from trellis.middleware.etag import ETagMiddleware as ETagMiddleware
 from trellis.middleware.gzip import GZipMiddleware as GZipMiddleware
 from trellis.middleware.hosts import TrustedHostMiddleware as TrustedHostMiddleware
 from trellis.middleware.https import HTTPSRedirectMiddleware as HTTPSRedirectMiddleware
@@ -25,6 +26,7 @@ from trellis.types import ASGIApp
 
 __all__ = [
     "CORSMiddleware",
+    "ETagMiddleware",
     "GZipMiddleware",
     "HTTPSRedirectMiddleware",
     "Middleware",

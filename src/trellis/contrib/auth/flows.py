@@ -38,6 +38,7 @@ from trellis.contrib.auth.reset import (
 )
 from trellis.contrib.auth.tokens import revoke_user_tokens
 from trellis.contrib.mail import EmailMessage
+from trellis.i18n import gettext, ngettext
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,11 +114,15 @@ class PasswordPolicy:
         """The reasons ``password`` is refused (empty when it is good enough)."""
         problems: list[str] = []
         if len(password) < self.min_length:
-            problems.append(f"The password must have at least {self.min_length} characters.")
+            problems.append(
+                gettext("The password must have at least %(num)d characters.", num=self.min_length)
+            )
         if len(password) > self.max_length:
-            problems.append(f"The password must have at most {self.max_length} characters.")
+            problems.append(
+                gettext("The password must have at most %(num)d characters.", num=self.max_length)
+            )
         if not self.allow_numeric and password.isdigit():
-            problems.append("The password cannot be only digits.")
+            problems.append(gettext("The password cannot be only digits."))
         lowered = password.strip().casefold()
         similar = {
             value.strip().casefold()
@@ -125,7 +130,7 @@ class PasswordPolicy:
             if value and value.strip()
         }
         if lowered in similar:
-            problems.append("The password cannot be your e-mail address or user name.")
+            problems.append(gettext("The password cannot be your e-mail address or user name."))
         return problems
 
 
@@ -133,9 +138,9 @@ def check_email(value: str) -> tuple[str, list[str]]:
     """The normalized address and the reasons it is refused."""
     email = normalize_email(value)
     if not email:
-        return email, ["Enter an e-mail address."]
+        return email, [gettext("Enter an e-mail address.")]
     if len(email) > 320 or not _EMAIL.match(email) or has_control_characters(email):
-        return email, ["Enter a valid e-mail address."]
+        return email, [gettext("Enter a valid e-mail address.")]
     return email, []
 
 
@@ -147,11 +152,11 @@ def check_username(value: str) -> tuple[str, list[str]]:
     """
     username = normalize_username(value)
     if not username:
-        return username, ["Enter a user name."]
+        return username, [gettext("Enter a user name.")]
     if len(username) > 150:
-        return username, ["The user name must have at most 150 characters."]
+        return username, [gettext("The user name must have at most 150 characters.")]
     if not _USERNAME.match(username):
-        return username, ["A user name may contain only letters, digits and . _ + -"]
+        return username, [gettext("A user name may contain only letters, digits and . _ + -")]
     return username, []
 
 
@@ -198,7 +203,7 @@ async def register(
         _add(errors, "username", problems)
     _add(errors, "password", _policy(auth).check(password, email=email, username=name))
     if password2 is not None and password2 != password:
-        _add(errors, "password2", ["The two passwords do not match."])
+        _add(errors, "password2", [gettext("The two passwords do not match.")])
     if errors:
         raise FlowError(errors)
     condition = (
@@ -207,9 +212,9 @@ async def register(
     taken = (await db.scalars(select(User).where(condition))).all()
     for other in taken:
         if other.email == email:
-            _add(errors, "email", ["An account with this e-mail address exists already."])
+            _add(errors, "email", [gettext("An account with this e-mail address exists already.")])
         if name is not None and other.username == name:
-            _add(errors, "username", ["This user name is taken."])
+            _add(errors, "username", [gettext("This user name is taken.")])
     if errors:
         raise FlowError(errors, status=409)
     user = User(email=email, username=name)
@@ -219,7 +224,7 @@ async def register(
             db.add(user)
     except IntegrityError:
         raise FlowError(
-            {"": ["An account with this e-mail address or user name exists already."]}, 409
+            {"": [gettext("An account with this e-mail address or user name exists already.")]}, 409
         ) from None
     return user
 
@@ -247,10 +252,10 @@ async def change_password(
     errors: dict[str, list[str]] = {}
     if not user.password_hash:
         raise FlowError(
-            {"old_password": ["This account has no password yet: use the password reset."]}
+            {"old_password": [gettext("This account has no password yet: use the password reset.")]}
         )
     if not await auth.hasher.averify(user.password_hash, old_password):
-        _add(errors, "old_password", ["The current password is wrong."])
+        _add(errors, "old_password", [gettext("The current password is wrong.")])
     policy = _policy(auth)
     _add(
         errors,
@@ -258,9 +263,9 @@ async def change_password(
         policy.check(new_password, email=user.email, username=user.username),
     )
     if new_password2 is not None and new_password2 != new_password:
-        _add(errors, "new_password2", ["The two passwords do not match."])
+        _add(errors, "new_password2", [gettext("The two passwords do not match.")])
     if not errors and new_password == old_password:
-        _add(errors, "new_password", ["The new password is the same as the current one."])
+        _add(errors, "new_password", [gettext("The new password is the same as the current one.")])
     if errors:
         raise FlowError(errors)
     await auth.aset_password(user, new_password)
@@ -278,9 +283,9 @@ def reset_tokens(auth: Any, app: App) -> PasswordResetTokens:
 def _duration(seconds: float) -> str:
     if seconds % 3600 == 0:
         hours = int(seconds // 3600)
-        return f"{hours} hour{'s' if hours != 1 else ''}"
+        return ngettext("%(num)d hour", "%(num)d hours", hours)
     minutes = max(1, round(seconds / 60))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return ngettext("%(num)d minute", "%(num)d minutes", minutes)
 
 
 def password_reset_email(app: App, user: User, link: str, max_age: float) -> EmailMessage:
@@ -289,7 +294,7 @@ def password_reset_email(app: App, user: User, link: str, max_age: float) -> Ema
     Its bodies come from the templates ``auth/email/password_reset.txt`` and ``.html``:
     override them in your templates folder.
     """
-    site_name = getattr(app.state, "site_name", None) or "our site"
+    site_name = getattr(app.state, "site_name", None) or gettext("our site")
     context: dict[str, Any] = {
         "user": user,
         "link": link,
@@ -305,7 +310,7 @@ def password_reset_email(app: App, user: User, link: str, max_age: float) -> Ema
         html = None
     return EmailMessage(
         to=user.email,
-        subject=f"Reset your password on {site_name}",
+        subject=gettext("Reset your password on %(site_name)s", site_name=site_name),
         text=text.strip() + "\n",
         html=html,
     )
@@ -388,7 +393,7 @@ async def reset_password(
         _policy(auth).check(new_password, email=user.email, username=user.username),
     )
     if new_password2 is not None and new_password2 != new_password:
-        _add(errors, "new_password2", ["The two passwords do not match."])
+        _add(errors, "new_password2", [gettext("The two passwords do not match.")])
     if errors:
         raise FlowError(errors)
     await auth.aset_password(user, new_password)
@@ -409,12 +414,17 @@ async def check_reset_token(auth: Any, db: AsyncSession, app: App, token: str) -
     try:
         claim = tokens.read(token)
     except ExpiredResetTokenError:
-        raise FlowError({"token": ["This password reset link has expired."]}, 400) from None
+        raise FlowError(
+            {"token": [gettext("This password reset link has expired.")]}, 400
+        ) from None
     except InvalidResetTokenError:
-        raise FlowError({"token": ["This password reset link is not valid."]}, 400) from None
+        raise FlowError(
+            {"token": [gettext("This password reset link is not valid.")]}, 400
+        ) from None
     user = await db.get(User, claim.user_id) if isinstance(claim.user_id, int) else None
     if user is None or not user.is_active or not tokens.matches(user, claim):
         raise FlowError(
-            {"token": ["This password reset link has been used already or is not valid."]}, 400
+            {"token": [gettext("This password reset link has been used already or is not valid.")]},
+            400,
         )
     return user

@@ -59,6 +59,7 @@ from trellis.exceptions import (
 )
 from trellis.http.request import Request
 from trellis.http.response import RedirectResponse, Response
+from trellis.i18n import N_, gettext
 from trellis.routing.router import Router
 from trellis.sessions import flash
 
@@ -84,7 +85,7 @@ __all__ = [
 #: The folder of the auth templates (searched after the app's own).
 TEMPLATES_DIRECTORY = Path(__file__).parent / "templates"
 
-_WRONG_CREDENTIALS = "Wrong e-mail, user name or password."
+_WRONG_CREDENTIALS = N_("Wrong e-mail, user name or password.")
 _RESET_SENT = (
     "If an account exists for this address, we sent it an e-mail with a link to choose a new"
     " password."
@@ -211,7 +212,7 @@ def pages_router(auth: Auth) -> Router:
 
     def throttled(request: Request, name: str, exc: ThrottledError, **context: Any) -> Response:
         headers = {**_NO_STORE, "Retry-After": str(exc.retry_after)}
-        error = FlowError({"": [exc.detail or "Too many attempts."]}, 429)
+        error = FlowError({"": [exc.detail or gettext("Too many attempts.")]}, 429)
         return page(request, name, 429, headers=headers, error=error, **context)
 
     # -- sign in and out ---------------------------------------------------------------
@@ -232,9 +233,9 @@ def pages_router(auth: Auth) -> Router:
         if not identifier or not password:
             errors: dict[str, list[str]] = {}
             if not identifier:
-                errors["login"] = ["Enter your e-mail address or user name."]
+                errors["login"] = [gettext("Enter your e-mail address or user name.")]
             if not password:
-                errors["password"] = ["Enter your password."]
+                errors["password"] = [gettext("Enter your password.")]
             return page(request, "login", 422, error=FlowError(errors), form=shown, next=next_url)
         throttle = throttle_of(auth)
         ticket = None
@@ -250,7 +251,7 @@ def pages_router(auth: Auth) -> Router:
                     await throttle.failure(ticket)
                 except ThrottledError as exc:
                     return throttled(request, "login", exc, form=shown, next=next_url)
-            error = FlowError({"": [_WRONG_CREDENTIALS]}, 401)
+            error = FlowError({"": [gettext(_WRONG_CREDENTIALS)]}, 401)
             return page(request, "login", 401, error=error, form=shown, next=next_url)
         if throttle is not None and ticket is not None:
             await throttle.success(ticket, user.email, user.username)
@@ -262,7 +263,7 @@ def pages_router(auth: Auth) -> Router:
         if _session_cookie(request):
             await verify_csrf(request)
             await logout(request)
-            flash(request, "You are signed out.", "success")
+            flash(request, gettext("You are signed out."), "success")
         return RedirectResponse(after_logout(), 303)
 
     # -- registration ------------------------------------------------------------------
@@ -296,7 +297,11 @@ def pages_router(auth: Auth) -> Router:
                 shown = {"email": email, "username": username}
                 return page(request, "register", exc.status, error=exc, form=shown, next=next_url)
             await login(request, user)
-            flash(request, f"Welcome, {user.display_name}! Your account is ready.", "success")
+            flash(
+                request,
+                gettext("Welcome, %(name)s! Your account is ready.", name=user.display_name),
+                "success",
+            )
             return RedirectResponse(safe_next(request, next_url, default_next()), 303)
 
     # -- password change ---------------------------------------------------------------
@@ -338,7 +343,7 @@ def pages_router(auth: Auth) -> Router:
         if throttle is not None and ticket is not None:
             await throttle.success(ticket, user.username)
         await login(request, user)  # a new session id; the new fingerprint keeps this one
-        flash(request, "Your password was changed.", "success")
+        flash(request, gettext("Your password was changed."), "success")
         return RedirectResponse(request.url_for("auth.password_change"), 303)
 
     # -- password reset ----------------------------------------------------------------
@@ -401,7 +406,7 @@ def pages_router(auth: Auth) -> Router:
         if throttle is not None:
             # The owner proved who they are: let them in at once.
             await throttle.unlock(user.email, user.username, conn=request)
-        flash(request, "Your password has been set. You can sign in now.", "success")
+        flash(request, gettext("Your password has been set. You can sign in now."), "success")
         return RedirectResponse(auth.login_url, 303, headers={"Referrer-Policy": "no-referrer"})
 
     return router

@@ -19,6 +19,8 @@ Code that only needs "a cache" types it as ``CacheBackend`` and takes ``app.stat
 """
 
 from trellis.contrib.cache._protocol import CacheBackend as CacheBackend
+from trellis.contrib.cache.fragments import FragmentCache as FragmentCache
 from trellis.contrib.cache.memory import MemoryCache as MemoryCache
+from trellis.contrib.cache.responses import cached as cached
 
-__all__ = ["CacheBackend", "MemoryCache"]
+__all__ = ["CacheBackend", "FragmentCache", "MemoryCache", "cached"]

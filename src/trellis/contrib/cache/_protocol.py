@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["CacheBackend"]
@@ -39,3 +39,23 @@ class CacheBackend(Protocol):
 
     async def clear(self) -> None:
         """Remove every key."""
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires (``None``: no expiry); ``KeyError`` when missing."""
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        """Give ``key`` a new expiry, keeping its value; whether the key was there."""
+
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = 30.0,
+    ) -> Any:
+        """The value of ``key``, computed by ``factory()`` and stored when missing.
+
+        One computation per key at a time, in every process that shares the cache: the
+        other callers wait for its value (stampede protection).
+        """

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
+from trellis.contrib.cache._flight import LOCK_TIMEOUT, call_factory, check_lock_timeout
 from trellis.contrib.cache._values import INT64, check_key, counter, dumps, loads
 from trellis.contrib.cache._values import not_an_integer as _not_an_integer
 from trellis.contrib.cache._values import overflow as _overflow
@@ -22,6 +26,46 @@ __all__ = ["MemoryCache"]
 # and when it expires on the cache's clock (None: never).
 _Entry = tuple[int | bytes, float | None]
 
+# How often a waiter on another thread's event loop looks whether the computation ended.
+_POLL_FIRST, _POLL_MAX = 0.001, 0.05
+
+
+class _Flight:
+    """One computation of ``get_or_set`` under way: the others wait for it, not compute.
+
+    Waiters on the same event loop wait on a future (woken at once); a waiter on another
+    thread's loop (a cache shared between loops) polls a ``threading.Event``.
+    """
+
+    __slots__ = ("deadline", "done", "future", "loop", "value")
+
+    def __init__(self, deadline: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[None] = self.loop.create_future()
+        self.done = threading.Event()
+        #: ``time.monotonic()`` after which the computation no longer holds the key.
+        self.deadline = deadline
+        #: The stored form of the computed value, once there is one.
+        self.value: int | bytes | None = None
+
+    def finish(self) -> None:
+        """Wake the waiters (called by the owner, on its own loop)."""
+        if not self.future.done():
+            self.future.set_result(None)
+        self.done.set()
+
+    async def wait(self) -> None:
+        """Until the computation ends or its time is up."""
+        timeout = self.deadline - time.monotonic()
+        if asyncio.get_running_loop() is self.loop:
+            # asyncio.wait, not awaiting the future: a cancelled waiter leaves it alone.
+            await asyncio.wait((self.future,), timeout=max(timeout, 0))
+            return
+        delay = _POLL_FIRST
+        while not self.done.is_set() and time.monotonic() < self.deadline:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
 
 class MemoryCache:
     """A cache in a dictionary of this process: fast, but not shared between processes.
@@ -35,6 +79,8 @@ class MemoryCache:
     cache = app.install(MemoryCache())          # app.state.cache
     await cache.set("answer", {"n": 42}, ttl=60)
     await cache.incr(f"hits:{ip}", ttl=60)      # a counter in a one-minute window
+    await cache.get_or_set("report", build_report, ttl=300)  # built once, however many ask
+    cache.get_now("answer")                     # without await, for synchronous code
     ```
 
     Args:
@@ -54,6 +100,7 @@ class MemoryCache:
         # the lock covers a cache shared with other threads (a sync handler's event loop).
         # PERF: an uncontended lock costs well under a microsecond.
         self._lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
 
     def setup(self, app: App) -> None:
         """Install on ``app`` as ``app.state.cache``.
@@ -98,6 +145,10 @@ class MemoryCache:
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when it is missing or expired."""
+        return self.get_now(key, default)
+
+    def get_now(self, key: str, default: Any = None) -> Any:
+        """``get`` without ``await``, for synchronous code (template fragments)."""
         check_key(key)
         with self._lock:
             entry = self._live(key, self.clock())
@@ -105,6 +156,11 @@ class MemoryCache:
                 return default
             self._entries.move_to_end(key)
         return self._decode(entry[0])
+
+    def set_now(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """``set`` without ``await``, for synchronous code (template fragments)."""
+        check_key(key)
+        self._put({key: self._encode(value)}, ttl)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The values of the ``keys`` that are present (missing and expired ones left out)."""
@@ -130,6 +186,9 @@ class MemoryCache:
         for key in values:
             check_key(key)
         encoded = {key: self._encode(value) for key, value in values.items()}
+        self._put(encoded, ttl)
+
+    def _put(self, encoded: Mapping[str, int | bytes], ttl: float | None) -> None:
         with self._lock:
             now = self.clock()
             if ttl is not None and ttl <= 0:
@@ -194,6 +253,113 @@ class MemoryCache:
         """Remove every key."""
         with self._lock:
             self._entries.clear()
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires; ``None`` when it has no expiry.
+
+        Raises:
+            KeyError: the key is missing or expired.
+        """
+        check_key(key)
+        with self._lock:
+            now = self.clock()
+            entry = self._live(key, now)
+            if entry is None:
+                raise KeyError(key)
+        expires = entry[1]
+        return None if expires is None else expires - now
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        """Give ``key`` a new expiry, keeping its value; whether the key was there.
+
+        ``ttl=None`` keeps it until deleted; zero or less expires it at once.
+        """
+        check_key(key)
+        with self._lock:
+            now = self.clock()
+            entry = self._live(key, now)
+            if entry is None:
+                return False
+            if ttl is not None and ttl <= 0:
+                del self._entries[key]
+            else:
+                self._store(key, entry[0], None if ttl is None else now + ttl)
+            return True
+
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> Any:
+        """The value of ``key``; when missing, ``factory()`` computes it and it is stored.
+
+        One computation per key at a time: concurrent callers wait for the one that
+        computes (a lock per key, no polling) and get its value. When the computation
+        raises, its caller gets the exception and one of the waiters computes. After
+        ``lock_timeout`` seconds a computation no longer holds the others back.
+
+        Args:
+            key: The key.
+            factory: A function without arguments (``async`` or not) returning the value.
+            ttl: Seconds to keep the value (``None``: until deleted).
+            lock_timeout: The longest the others wait for one computation.
+
+        Returns:
+            The value in its JSON form, computed or not (a tuple comes back as a list).
+        """
+        return await self._get_or_set(key, factory, ttl, lock_timeout, retry=True)
+
+    async def _get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None,
+        lock_timeout: float,
+        *,
+        retry: bool,
+    ) -> Any:
+        check_key(key)
+        check_lock_timeout(lock_timeout)
+        waited = False
+        while True:
+            owner = False
+            stored: int | bytes | None = None
+            flight: _Flight | None = None
+            with self._lock:
+                entry = self._live(key, self.clock())
+                if entry is not None:
+                    self._entries.move_to_end(key)
+                    stored = entry[0]
+                else:
+                    now = time.monotonic()
+                    flight = self._flights.get(key)
+                    if flight is not None and flight.deadline <= now:
+                        flight = None  # took too long: no longer holds the key
+                    if flight is None and (retry or not waited):
+                        flight = self._flights[key] = _Flight(now + lock_timeout)
+                        owner = True
+            if stored is not None:
+                return self._decode(stored)
+            if flight is None:  # waited once already (see _flight.locked_get_or_set)
+                return self._decode(self._encode(await call_factory(factory)))
+            if owner:
+                try:
+                    stored = self._encode(await call_factory(factory))
+                    self._put({key: stored}, ttl)
+                    flight.value = stored
+                    return self._decode(stored)
+                finally:
+                    with self._lock:
+                        if self._flights.get(key) is flight:
+                            del self._flights[key]
+                    flight.finish()
+            await flight.wait()
+            if flight.value is not None:
+                return self._decode(flight.value)
+            waited = True
 
     def __repr__(self) -> str:
         return f"<MemoryCache {len(self._entries)}/{self.max_entries} entries>"

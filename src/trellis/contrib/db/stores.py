@@ -54,6 +54,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from trellis.contrib.cache import CacheBackend
+from trellis.contrib.cache._flight import (
+    BUSY,
+    FOUND,
+    FREE,
+    LOCK_TIMEOUT,
+    LOCKED,
+    MISSING,
+    locked_get_or_set,
+)
 from trellis.contrib.db.database import Database
 from trellis.contrib.db.models import NAMING_CONVENTION
 from trellis.contrib.db.types import UTCDateTime
@@ -522,6 +531,123 @@ class DatabaseCache(_TableStore):
 
         async def work(conn: AsyncConnection, now: datetime) -> None:
             await conn.execute(delete(self.table))
+
+        await self._run(work)
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires; ``None`` when it has no expiry.
+
+        Raises:
+            KeyError: the key is missing or expired.
+        """
+        _check_key(key)
+        table = self.table
+        now = self._now()
+        async with self._connection() as conn:
+            row = (
+                await conn.execute(select(table.c.expires_at).where(table.c.cache_key == key))
+            ).first()
+        if row is None:
+            raise KeyError(key)
+        expires_at: datetime | None = row[0]
+        if expires_at is None:
+            return None
+        if expires_at <= now:
+            await self._forget_expired([key], now)
+            raise KeyError(key)
+        return (expires_at - now).total_seconds()
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        """Give ``key`` a new expiry, keeping its value; whether the key was there.
+
+        ``ttl=None`` keeps it until deleted; zero or less expires it at once.
+        """
+        _check_key(key)
+        table = self.table
+        if ttl is not None and ttl <= 0:
+            return await self.delete(key)
+
+        async def work(conn: AsyncConnection, now: datetime) -> bool:
+            changed = await conn.execute(
+                update(table)
+                .where(table.c.cache_key == key, self._alive(now))
+                .values(expires_at=self._expires(now, ttl))
+            )
+            return bool(changed.rowcount)
+
+        return await self._run(work)
+
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> Any:
+        """The value of ``key``; when missing, ``factory()`` computes it and it is stored.
+
+        One computation per key at a time across every process that shares the table: the
+        caller whose ``add`` of the lock row succeeds computes; the others poll (5 ms,
+        growing to 100 ms) until the value is there. When the computation raises, its
+        caller gets the exception, its lock row is deleted, and one waiter computes. A
+        process that dies while computing holds the others up for ``lock_timeout``.
+
+        Args:
+            key: The key.
+            factory: A function without arguments (``async`` or not) returning the value.
+            ttl: Seconds to keep the value (``None``: until deleted).
+            lock_timeout: How long the lock lasts: more than a computation takes.
+
+        Returns:
+            The value in its JSON form, computed or not (a tuple comes back as a list).
+        """
+        return await self._get_or_set(key, factory, ttl, lock_timeout, retry=True)
+
+    async def _get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None,
+        lock_timeout: float,
+        *,
+        retry: bool,
+    ) -> Any:
+        _check_key(key)
+        return await locked_get_or_set(
+            self,
+            key,
+            factory,
+            ttl,
+            lock_timeout,
+            retry=retry,
+            encode=lambda value: orjson.loads(_dumps(value)),
+        )
+
+    async def _get_or_lock(
+        self, key: str, lock: str, token: str, lock_timeout: float, take: bool
+    ) -> tuple[int, Any]:
+        found = await self.get_many([key, lock])
+        if key in found:
+            return FOUND, found[key]
+        if not take:
+            return (BUSY if lock in found else FREE), None
+        if lock in found or not await self.add(lock, token, lock_timeout):
+            return BUSY, None
+        # The holder may have stored the value and let go between our read and our add.
+        value = await self.get(key, MISSING)
+        if value is not MISSING:
+            await self._unlock(lock, token)
+            return FOUND, value
+        return LOCKED, None
+
+    async def _unlock(self, lock: str, token: str) -> None:
+        table = self.table
+
+        async def work(conn: AsyncConnection, now: datetime) -> None:
+            await conn.execute(
+                delete(table).where(table.c.cache_key == lock, table.c.value == _dumps(token))
+            )
 
         await self._run(work)
 

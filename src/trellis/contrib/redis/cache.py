@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from trellis.contrib.cache._values import counter, dumps, loads, not_an_integer, overflow
+from trellis.contrib.cache._flight import (
+    BUSY,
+    FOUND,
+    FREE,
+    LOCK_TIMEOUT,
+    LOCKED,
+    locked_get_or_set,
+)
+from trellis.contrib.cache._values import (
+    check_key,
+    counter,
+    dumps,
+    loads,
+    not_an_integer,
+    overflow,
+)
 from trellis.contrib.redis._client import RedisStore, milliseconds
 
 __all__ = ["RedisCache"]
@@ -24,6 +39,34 @@ if created and ARGV[2] ~= '' then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return value
+"""
+
+# get_or_set, in one round trip: the value if there is one; else take the lock (SET NX PX
+# with this caller's token) when asked to, or say whether someone holds it.
+_GET_OR_LOCK = """
+local value = redis.call('GET', KEYS[1])
+if value then
+    return {0, value}
+end
+if ARGV[3] == '1' then
+    if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+        return {1}
+    end
+    return {2}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+    return {2}
+end
+return {3}
+"""
+
+# Release a lock only if it still holds our token: after it expired, another caller may hold
+# it now, and deleting theirs would let a third one compute too.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 _CLEAR_BATCH = 500
@@ -61,6 +104,14 @@ class RedisCache(RedisStore):
     @cached_property
     def _incr(self) -> AsyncScript:
         return self.client.register_script(_INCR)
+
+    @cached_property
+    def _get_or_lock_script(self) -> AsyncScript:
+        return self.client.register_script(_GET_OR_LOCK)
+
+    @cached_property
+    def _unlock_script(self) -> AsyncScript:
+        return self.client.register_script(_UNLOCK)
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when it is missing or expired."""
@@ -143,6 +194,93 @@ class RedisCache(RedisStore):
         """Remove ``key``; whether it was there (an expired key was not)."""
         return bool(await self.client.delete(self._key(key)))
 
+    async def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires (``PTTL``); ``None`` when it has no expiry.
+
+        Raises:
+            KeyError: the key is missing or expired.
+        """
+        left = int(await self.client.pttl(self._key(key)))
+        if left == -2:
+            raise KeyError(key)
+        return None if left == -1 else left / 1000
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        """Give ``key`` a new expiry (``PEXPIRE``; ``PERSIST`` for ``None``), keeping its value.
+
+        Zero or less expires it at once. Returns whether the key was there.
+        """
+        name = self._key(key)
+        if ttl is None:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.exists(name)
+                pipe.persist(name)
+                exists, _ = await pipe.execute()
+            return bool(exists)
+        if ttl <= 0:
+            return bool(await self.client.delete(name))
+        return bool(await self.client.pexpire(name, milliseconds(ttl)))
+
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> Any:
+        """The value of ``key``; when missing, ``factory()`` computes it and it is stored.
+
+        One computation per key at a time across every process that shares the Redis: the
+        caller that takes the lock (``SET NX PX`` with a random token, ``lock_timeout``
+        seconds) computes; the others poll (5 ms, growing to 100 ms) until the value is
+        there. When the computation raises, its caller gets the exception, the lock is
+        released (only by its holder: compare and delete in Lua), and one waiter computes.
+        A process that dies while computing holds the others up for ``lock_timeout``.
+
+        Args:
+            key: The key.
+            factory: A function without arguments (``async`` or not) returning the value.
+            ttl: Seconds to keep the value (``None``: until deleted).
+            lock_timeout: How long the lock lasts: more than a computation takes.
+
+        Returns:
+            The value in its JSON form, computed or not (a tuple comes back as a list).
+        """
+        check_key(key)
+        return await locked_get_or_set(
+            self, key, factory, ttl, lock_timeout, retry=True, encode=_json_form
+        )
+
+    async def _get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None,
+        lock_timeout: float,
+        *,
+        retry: bool,
+    ) -> Any:
+        check_key(key)
+        return await locked_get_or_set(
+            self, key, factory, ttl, lock_timeout, retry=retry, encode=_json_form
+        )
+
+    async def _get_or_lock(
+        self, key: str, lock: str, token: str, lock_timeout: float, take: bool
+    ) -> tuple[int, Any]:
+        reply = await self._get_or_lock_script(
+            keys=[self._key(key), self._key(lock)],
+            args=[token, milliseconds(lock_timeout), "1" if take else "0"],
+        )
+        state = int(reply[0])
+        if state == 0:
+            return FOUND, loads(reply[1])
+        return (LOCKED, BUSY, FREE)[state - 1], None
+
+    async def _unlock(self, lock: str, token: str) -> None:
+        await self._unlock_script(keys=[self._key(lock)], args=[token])
+
     async def clear(self) -> None:
         """Remove every key under this cache's prefix (``SCAN``, never ``FLUSHDB``).
 
@@ -157,3 +295,8 @@ class RedisCache(RedisStore):
                 batch.clear()
         if batch:
             await self.client.unlink(*batch)
+
+
+def _json_form(value: Any) -> Any:
+    """``value`` as a reader of the cache gets it back."""
+    return loads(dumps(value))

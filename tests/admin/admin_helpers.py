@@ -125,10 +125,18 @@ BATTERY_TABLES = [
 assert AdminLogEntry.__table__ in BATTERY_TABLES
 
 
-def make_app(database_url: str, *, register: bool = True, **admin_options: Any) -> App:
+def make_app(
+    database_url: str,
+    *,
+    register: bool = True,
+    engine_options: dict[str, Any] | None = None,
+    **admin_options: Any,
+) -> App:
     """An app with the data, auth (pages and API) and admin batteries, and the tables."""
     app = App(debug=True, secret_key=SECRET_KEY)
-    db = app.install(Database(database_url, pool_size=2, max_overflow=3))
+    db = app.install(
+        Database(database_url, pool_size=2, max_overflow=3, engine_options=engine_options)
+    )
     app.install(Auth(hasher=FAST_HASHER, throttle=False))
     admin = app.install(Admin(**admin_options))
     if register:

@@ -29,7 +29,7 @@ def test_the_admin_on_each_database(db_url: str) -> None:
                 "title": "Four Ways to Forgiveness",
                 "author_id": "2",
                 "pages": "240",
-                "summary": "",
+                "summary": "Five stories",
                 "tags": ["1", "2"],
             },
         )
@@ -47,6 +47,8 @@ def test_the_admin_on_each_database(db_url: str) -> None:
             },
         )
         assert edited.status_code == 303
+        # the emptied NOT NULL text column gets its default, "", not NULL
+        assert client.get(f"/admin/api/book/{pk}").json()["summary"] == ""
         taken = client.post(
             f"/admin/book/{pk}/edit",
             data={"csrf_token": token, "title": "x", "author_id": "2", "isbn": "978-0"},
@@ -89,5 +91,5 @@ def test_the_admin_on_each_database(db_url: str) -> None:
             ("delete", "delete_selected"),
             ("delete", "delete_selected"),
         ]
-        assert entries[1].changed_fields == ["pages", "tags"]
+        assert entries[1].changed_fields == ["summary", "pages", "tags"]
         assert "Four Ways" in client.get("/admin").text

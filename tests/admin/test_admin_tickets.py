@@ -9,14 +9,24 @@ import pytest
 from admin_helpers import login, make_app, seed
 
 from trellis import App, Request
-from trellis.contrib.tickets import FileTicketStore, Tickets
+from trellis.contrib.tickets import DatabaseTicketStore, FileTicketStore, Tickets, TicketStore
 from trellis.testing import TestClient
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> App:
-    app = make_app(f"sqlite:///{tmp_path / 'admin.db'}")
-    app.install(Tickets(FileTicketStore(tmp_path / "tickets"), in_debug=True))
+@pytest.fixture(params=["file", "database"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> App:
+    # A short busy timeout: a ticket read waiting for the page's own SQLite lock fails fast.
+    app = make_app(
+        f"sqlite:///{tmp_path / 'admin.db'}", engine_options={"connect_args": {"timeout": 0.2}}
+    )
+    store: TicketStore
+    if request.param == "file":
+        store = FileTicketStore(tmp_path / "tickets")
+    else:
+        # Read on the store's own connection, while the page's session is in a transaction.
+        store = DatabaseTicketStore(app.state.database)
+        app.on_startup(store.create_table)
+    app.install(Tickets(store, in_debug=True))
 
     @app.post("/checkout", csrf=False)
     async def checkout(request: Request) -> None:

@@ -147,6 +147,40 @@ async def test_connect_raises_for_a_database_that_is_down() -> None:
         await db.connect()
 
 
+# -- SQLite transactions ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_deferred_sqlite_session_reads_while_another_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    # A short busy timeout: a session that waits for the lock fails fast.
+    db = Database(f"sqlite:///{tmp_path}/app.db", engine_options={"connect_args": {"timeout": 0.2}})
+    await db.create_all(Base.metadata)
+    try:
+        async with db.transaction() as writer:
+            writer.add(Note(text="not committed yet"))
+            await writer.flush()  # BEGIN IMMEDIATE: this transaction holds the write lock
+            async with db.session(sqlite_deferred=True) as reader, reader.begin():
+                assert (await reader.scalars(select(Note))).all() == []
+            with pytest.raises(OperationalError, match="locked"):
+                async with db.session() as other, other.begin():
+                    await other.scalars(select(Note))
+        async with db.session(sqlite_deferred=True) as reader, reader.begin():
+            assert len((await reader.scalars(select(Note))).all()) == 1
+            reader.add(Note(text="a deferred transaction may write"))
+        await db.begin_rollback()  # a rolled-back test's connection has begun already
+        try:
+            async with db.session(sqlite_deferred=True) as reader:
+                assert len((await reader.scalars(select(Note))).all()) == 2
+        finally:
+            await db.end_rollback()
+    finally:
+        await db.dispose()
+
+
 # -- named binds -----------------------------------------------------------------------------------
 
 

@@ -312,3 +312,26 @@ async def test_schemas_as_body_and_response_types_of_an_app(db_url: str) -> None
         assert schemas["ArticleCreate"]["required"] == ["title", "price", "kind"]
     finally:
         await engine.dispose()
+
+
+def test_the_openapi_document_of_an_app_using_the_schemas_is_valid() -> None:
+    from openapi_spec_validator import validate
+
+    app = App(debug=True)
+
+    @app.post("/articles", status_code=201)
+    async def create(data: ArticleCreate) -> ArticleRead:  # type: ignore[valid-type]
+        raise NotImplementedError
+
+    @app.patch("/articles/{id:int}")
+    async def edit(id: int, data: ArticleUpdate) -> ArticleRead:  # type: ignore[valid-type]
+        raise NotImplementedError
+
+    spec = app.openapi()
+    validate(spec)
+    schemas = spec["components"]["schemas"]
+    update, create_ = schemas["ArticleUpdate"]["properties"], schemas["ArticleCreate"]["properties"]
+    # Optional, not null-able (NOT NULL columns): no default at all rather than null.
+    assert "default" not in update["title"] and "default" not in create_["token"]
+    assert update["body"]["default"] is None  # null-able: null is the default
+    assert create_["status"]["default"] == "draft"

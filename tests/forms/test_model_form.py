@@ -543,3 +543,41 @@ async def test_a_column_named_like_the_api_is_reached_by_key() -> None:
     assert form.data == {"data": "hello"}  # the API's data: the values
     assert form["data"].value == "hello"
     assert 'name="data"' in str(form.render())
+
+
+class Page(Base):
+    __tablename__ = "forms_page"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(50))
+    body: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(String(100), default="")
+    views: Mapped[int] = mapped_column(default=0)
+
+
+@pytest.mark.anyio
+async def test_blank_not_null_inputs_with_a_default_get_the_default(database: Database) -> None:
+    await database.create_all(Base.metadata)
+    PageForm = ModelForm.for_model(Page)
+    async with database.transaction() as db:
+        form = PageForm(MultiDict([("title", "T"), ("body", ""), ("summary", "")]), db=db)
+        assert await form.validate(), form.errors
+        page = await form.save()
+        assert (page.body, page.summary, page.views) == ("", "", 0)
+    async with database.transaction() as db:
+        saved = await db.get(Page, page.id)
+        assert saved is not None
+        saved.body, saved.summary, saved.views = "text", "short", 5
+    async with database.transaction() as db:
+        saved = await db.get(Page, page.id)
+        form = PageForm(
+            MultiDict([("title", "T"), ("body", ""), ("summary", ""), ("views", "")]),
+            db=db,
+            instance=saved,
+        )
+        assert await form.validate(), form.errors
+        await form.save()  # blank resets to the default: no NULL in a NOT NULL column
+    async with database.transaction() as db:
+        saved = await db.get(Page, page.id)
+        assert saved is not None
+        assert (saved.body, saved.summary, saved.views) == ("", "", 0)

@@ -475,3 +475,41 @@ def test_a_crash_inside_a_database_transaction_still_stores_its_ticket(db_url: s
         # ... rolled back before the ticket is written, so the ticket is not blocked.
         assert response.headers.get("x-error-ticket")
         assert client.call(tickets.count) == 1
+
+
+def test_tickets_are_read_while_the_request_holds_a_write_transaction(db_url: str) -> None:
+    import datetime
+
+    from trellis.contrib.db import Database, Session
+    from trellis.contrib.tickets import DatabaseTicketStore
+
+    # A short busy timeout: a read that waits for the request's write lock fails fast.
+    options = {"connect_args": {"timeout": 0.2}} if db_url.startswith("sqlite") else {}
+    store = DatabaseTicketStore(
+        Database(db_url, pool_size=2, max_overflow=3, engine_options=options)
+    )
+    run(store, store.create_table)
+    now = datetime.datetime.now(datetime.UTC)
+    old = Ticket("old", now, "ValueError", "", "", request={"path": "/old"})
+    run(store, lambda: store.save(old))
+    app, tickets = ticket_app(store)
+
+    @app.post("/write-then-read")
+    async def write_then_read(db: Session) -> dict[str, Any]:
+        # The request's transaction writes a row (on SQLite: it holds the write lock) ...
+        row = {"ticket_id": "new", "created_at": now, "exception_type": "E", "path": "/new"}
+        await db.execute(store.table.insert().values(**row, data="{}"))
+        # ... and the store reads on its own connection, at once: what was committed.
+        listed = await tickets.list(limit=5, offset=0)
+        found = await tickets.get("old")
+        return {
+            "listed": [t.path for t in listed],
+            "count": await tickets.count(),
+            "found": found is not None and found.path,
+        }
+
+    with TestClient(app) as client:
+        response = client.post("/write-then-read")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"listed": ["/old"], "count": 1, "found": "/old"}
+        assert client.call(tickets.count) == 2  # the request's row, committed after it

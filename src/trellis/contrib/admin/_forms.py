@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String
 from sqlalchemy.exc import IntegrityError
 
 from trellis.contrib.admin import _log
@@ -29,24 +28,6 @@ def form_fields(ma: ModelAdmin) -> list[str]:
     return ma.editable_fields()
 
 
-def _keep_not_null(ma: ModelAdmin, data: dict[str, Any]) -> dict[str, Any]:
-    """An empty input for a NOT NULL column with a default gives the default, not NULL.
-
-    (An empty textarea for ``Text, default=""`` would otherwise fail the row's constraint.)
-    """
-    data = dict(data)  # a new mapping: the form replaces its values with it
-    for name, value in data.items():
-        column = ma.columns.get(name)
-        if value is not None or column is None or column.nullable:
-            continue
-        default = column.default
-        if default is not None and getattr(default, "is_scalar", False):
-            data[name] = default.arg
-        elif isinstance(column.type, String):
-            data[name] = ""
-    return data
-
-
 def _given(ma: ModelAdmin, data: dict[str, Any]) -> list[str]:
     """The fields of a new object given a value (not empty, not the column's default)."""
     names = []
@@ -62,25 +43,13 @@ def _given(ma: ModelAdmin, data: dict[str, Any]) -> list[str]:
     return names
 
 
-class AdminModelForm(ModelForm):
-    """The admin's ``ModelForm``: an empty input keeps a NOT NULL column's default."""
-
-    _model_admin: ClassVar[ModelAdmin | None] = None
-
-    def clean(self, data: dict[str, Any]) -> Any:
-        """Give NOT NULL columns left empty their default (or ``""`` for text)."""
-        model_admin = type(self)._model_admin
-        return _keep_not_null(model_admin, data) if model_admin is not None else None
-
-
-def form_class(ma: ModelAdmin) -> type[AdminModelForm]:
+def form_class(ma: ModelAdmin) -> type[ModelForm]:
     """The ``ModelForm`` class of ``ma`` (made once)."""
-    found: type[AdminModelForm] | None = ma.__dict__.get("_form_class")
+    found: type[ModelForm] | None = ma.__dict__.get("_form_class")
     if found is None:
-        found = AdminModelForm.for_model(
+        found = ModelForm.for_model(
             ma.model, fields=form_fields(ma), name=f"{ma.model.__name__}AdminForm"
         )
-        found._model_admin = ma
         ma.__dict__["_form_class"] = found
     return found
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 from sqlalchemy import select
 
 from trellis.contrib.admin import _log, _query
@@ -48,28 +48,6 @@ __all__ = ["add_model_api", "schemas_for"]
 _NOT_FOUND = {404: {"description": "No such object"}}
 _FORBIDDEN = {403: {"description": "Not allowed for this user"}}
 _CONFLICT = {409: {"description": "A constraint refused the change (unique, foreign key)"}}
-
-
-def _drop_null_defaults(schema: dict[str, Any]) -> None:
-    """Leave out ``"default": null`` where ``null`` is not a valid value.
-
-    An update schema's fields are optional (``None`` when not sent) without accepting
-    ``null`` when their column is NOT NULL; a default the schema itself refuses makes the
-    OpenAPI document invalid.
-    """
-    for prop in schema.get("properties", {}).values():
-        if "default" in prop and prop["default"] is None and not _allows_null(prop):
-            del prop["default"]
-
-
-def _allows_null(prop: dict[str, Any]) -> bool:
-    if prop.get("type") == "null":
-        return True
-    return any(_allows_null(option) for option in prop.get("anyOf", ()))
-
-
-class _NoNullDefaults(BaseModel):
-    model_config = ConfigDict(json_schema_extra=_drop_null_defaults)
 
 
 class Schemas:
@@ -113,13 +91,13 @@ class Schemas:
         )
         self.create: type[BaseModel] = create_model(
             f"{name}AdminCreate",
-            __base__=(create, _NoNullDefaults),
+            __base__=create,
             __doc__=f"A new {name}.",
             **create_extra,
         )
         self.update: type[BaseModel] = create_model(
             f"{name}AdminUpdate",
-            __base__=(update, _NoNullDefaults),
+            __base__=update,
             __doc__=f"The fields of a {name} to change; those left out keep their value.",
             **update_extra,
         )

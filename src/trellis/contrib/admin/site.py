@@ -74,7 +74,6 @@ def site_router(admin: Admin) -> Router:
         latest_tickets: list[Any] = []
         ticket_count = None
         if tickets is not None and await _may(request, user, TICKETS_PERMISSION):
-            await _end_transaction(db)
             latest_tickets = list(await tickets.list(limit=5, offset=0))
             ticket_count = await tickets.count()
         return await _render(
@@ -113,9 +112,8 @@ def site_router(admin: Admin) -> Router:
         )
 
     @router.get("/tickets", name="tickets", include_in_schema=False)
-    async def tickets_page(request: Request, db: Session, user: AdminUser) -> Response:
+    async def tickets_page(request: Request, user: AdminUser) -> Response:
         tickets = await _tickets_of(request, user)
-        await _end_transaction(db)
         number = _page_number(request)
         total = await tickets.count()
         rows = list(await tickets.list(limit=_TICKETS_PAGE, offset=(number - 1) * _TICKETS_PAGE))
@@ -130,11 +128,8 @@ def site_router(admin: Admin) -> Router:
         )
 
     @router.get("/tickets/{ticket_id}", name="ticket", include_in_schema=False)
-    async def ticket_page(
-        request: Request, ticket_id: str, db: Session, user: AdminUser
-    ) -> Response:
+    async def ticket_page(request: Request, ticket_id: str, user: AdminUser) -> Response:
         tickets = await _tickets_of(request, user)
-        await _end_transaction(db)
         ticket = await tickets.get(ticket_id)
         if ticket is None:
             raise NotFoundError(f"No error ticket {ticket_id}")
@@ -147,16 +142,6 @@ def site_router(admin: Admin) -> Router:
         )
 
     return router
-
-
-async def _end_transaction(db: AsyncSession) -> None:
-    """End the request's transaction before the ticket store reads on its own connection.
-
-    On SQLite every transaction takes the write lock (``BEGIN IMMEDIATE``): a store reading
-    through another connection would wait for this request's lock, held while it waits.
-    Nothing is written by these pages; the sign-in's bookkeeping is committed here.
-    """
-    await db.commit()
 
 
 async def _tickets_of(request: Request, user: User) -> Any:

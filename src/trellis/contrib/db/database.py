@@ -50,6 +50,9 @@ log = logging.getLogger("trellis.db")
 #: A function of the connection that names the database of this request (tenant routing).
 Router = Callable[["HTTPConnection"], str | None]
 
+#: The execution option of ``session(sqlite_deferred=True)``, read by the SQLite begin hook.
+_SQLITE_DEFERRED = "trellis_sqlite_deferred"
+
 
 class DatabaseUnavailableError(TrellisError):
     """A database could not be reached (at start-up, or by the readiness check)."""
@@ -506,15 +509,27 @@ class Database:
 
     # -- sessions -----------------------------------------------------------------------------
 
-    def session(self, *, bind: str | None = None, **options: Any) -> AsyncSession:
+    def session(
+        self, *, bind: str | None = None, sqlite_deferred: bool = False, **options: Any
+    ) -> AsyncSession:
         """A new async session (``async with db.session() as s:``); it commits only when told.
 
         Args:
             bind: The database for models without a bind key (a tenant); default ``"default"``.
+            sqlite_deferred: On SQLite, begin its transactions ``DEFERRED`` instead of
+                ``IMMEDIATE``: they take no write lock until they write. For reads on a
+                session of their own while a request may hold the lock (which an
+                ``IMMEDIATE`` begin would wait for until the busy timeout); a deferred
+                transaction that then writes may fail with "database is locked". Other
+                databases ignore it.
             options: Further ``AsyncSession`` options.
         """
         options.setdefault("expire_on_commit", False)
         routes = self._binds()
+        if sqlite_deferred and not self._test_connections:
+            # (A rolled-back test's connection has begun already: nothing to defer.)
+            execution_options = dict(options.get("execution_options") or {})
+            options["execution_options"] = {**execution_options, _SQLITE_DEFERRED: True}
         if self._test_connections:
             # A test transaction is open (rolled_back()): every session runs on its connection,
             # its commits and rollbacks become savepoints; no replica, which could not see it.
@@ -623,8 +638,11 @@ def _sqlite_events(engine: Engine, url: URL) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: a transaction that read and then writes
         # can never be refused half-way ("database is locked" on upgrade) or lose an update;
-        # SQLite runs one writer at a time anyway.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # SQLite runs one writer at a time anyway. A session(sqlite_deferred=True) only reads.
+        if conn.get_execution_options().get(_SQLITE_DEFERRED):
+            conn.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # -- error mapping -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic.config import JsonDict
 from sqlalchemy import Column, ColumnDefault, inspect
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.elements import ColumnElement
@@ -200,7 +201,7 @@ def _field(column: ColumnElement[Any], mode: Mode, *, forced: bool) -> tuple[Any
     if mode == "update":
         if column.primary_key or (managed and not forced):
             return None
-        return (tp | None if nullable else tp), Field(None, description=description)
+        return _optional(tp, nullable, description)
     if managed and not forced:
         return None
     default = column.default
@@ -208,8 +209,21 @@ def _field(column: ColumnElement[Any], mode: Mode, *, forced: bool) -> tuple[Any
         return (tp | None if nullable else tp), Field(default.arg, description=description)
     if nullable or default is not None or managed:
         # Left unset, the ORM leaves the column out of the INSERT and its default applies.
-        return (tp | None if nullable else tp), Field(None, description=description)
+        return _optional(tp, nullable, description)
     return tp, Field(description=description)
+
+
+def _optional(tp: Any, nullable: bool, description: str | None) -> tuple[Any, Any]:
+    """A field that may be left out (``None`` then); ``null`` is valid only when nullable."""
+    if nullable:
+        return tp | None, Field(None, description=description)
+    return tp, Field(None, description=description, json_schema_extra=_no_default)
+
+
+def _no_default(schema: JsonDict) -> None:
+    # The unset marker None is no value of the field: "default": null would be a default its
+    # own schema refuses (an invalid OpenAPI document). Left out, the field is just optional.
+    schema.pop("default", None)
 
 
 def _database_fills(column: Column[Any]) -> bool:

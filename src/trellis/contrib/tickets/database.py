@@ -86,10 +86,11 @@ class DatabaseTicketStore(TicketStore):
         await self.database.drop_all(self.metadata)
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+    async def _connection(self, *, read: bool = False) -> AsyncIterator[AsyncConnection]:
         # Through a session: a test's rolled_back() transaction covers the store too, and it
-        # is always the primary database, never a replica.
-        async with self.database.session() as session, session.begin():
+        # is always the primary database, never a replica. Reads take no write lock on SQLite:
+        # they may run while the request reading them holds it on its own connection.
+        async with self.database.session(sqlite_deferred=read) as session, session.begin():
             yield await session.connection()
 
     def _ticket(self, data: str) -> Ticket | None:
@@ -121,7 +122,7 @@ class DatabaseTicketStore(TicketStore):
         if not valid_id(ticket_id):
             return None
         table = self.table
-        async with self._connection() as conn:
+        async with self._connection(read=True) as conn:
             data = (
                 await conn.execute(select(table.c.data).where(table.c.ticket_id == ticket_id))
             ).scalar()
@@ -137,7 +138,7 @@ class DatabaseTicketStore(TicketStore):
         if since is not None:
             query = query.where(table.c.created_at >= since)
         query = query.limit(limit).offset(offset)
-        async with self._connection() as conn:
+        async with self._connection(read=True) as conn:
             rows = (await conn.execute(query)).scalars().all()
         return [ticket for ticket in map(self._ticket, rows) if ticket is not None]
 
@@ -147,7 +148,7 @@ class DatabaseTicketStore(TicketStore):
         query = select(func.count()).select_from(table)
         if since is not None:
             query = query.where(table.c.created_at >= since)
-        async with self._connection() as conn:
+        async with self._connection(read=True) as conn:
             return int((await conn.execute(query)).scalar_one())
 
     async def delete(self, ticket_id: str) -> bool:

@@ -13,9 +13,26 @@ import pytest
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "trellis"
 
 # Libraries that only batteries or optional features may load.
-BATTERY_LIBS = ("sqlalchemy", "alembic", "babel", "redis", "argon2", "jwt", "authlib")
+BATTERY_LIBS = (
+    "sqlalchemy",
+    "alembic",
+    "babel",
+    "redis",
+    "argon2",
+    "jwt",
+    "authlib",
+    "prometheus_client",
+)
 # Loaded on first use by the core, never by ``import trellis`` itself.
-LAZY_LIBS = ("jinja2", "pydantic", "pydantic_settings", "python_multipart", "click", "uvicorn")
+LAZY_LIBS = (
+    "jinja2",
+    "pydantic",
+    "pydantic_settings",
+    "python_multipart",
+    "click",
+    "uvicorn",
+    "a2wsgi",
+)
 
 
 def test_import_trellis_loads_no_battery_and_nothing_heavy() -> None:

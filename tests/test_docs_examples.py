@@ -47,6 +47,7 @@ OTHER_PAGES = (
     "tickets.md",
     "forms.md",
     "admin.md",
+    "operations.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

@@ -1,0 +1,32 @@
+"""Operations: health endpoints and Prometheus metrics.
+
+```py
+from trellis.contrib.ops import Health, Metrics
+
+app.install(Health())    # GET /healthz (liveness), GET /readyz (database, Redis, your checks)
+app.install(Metrics())   # GET /metrics (requests, latency, in flight, exceptions by route)
+```
+
+``Health`` needs nothing more; ``Metrics`` needs the ``ops`` extra (prometheus_client):
+``pip install 'trellis[ops]'``. Importing this package loads prometheus_client only when
+``Metrics`` is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trellis.contrib.ops.health import Health as Health
+
+if TYPE_CHECKING:
+    from trellis.contrib.ops.metrics import Metrics as Metrics
+
+__all__ = ["Health", "Metrics"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Metrics":
+        from trellis.contrib.ops.metrics import Metrics
+
+        return Metrics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

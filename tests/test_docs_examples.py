@@ -48,6 +48,7 @@ OTHER_PAGES = (
     "forms.md",
     "admin.md",
     "operations.md",
+    "rate-limits.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

@@ -1,8 +1,8 @@
 """Broadcast groups: send one message to every websocket (or stream) listening to a group.
 
 ``Channels`` keeps, per process, who listens to which group; a backend carries the messages
-between processes. ``InMemoryBackend`` (the default) serves one process; a Redis backend (with
-the scale-out work) serves many with the same API.
+between processes. ``InMemoryBackend`` (the default) serves one process;
+``trellis.contrib.redis.RedisChannels`` serves many with the same API.
 
 Example:
     ```py
@@ -280,8 +280,15 @@ class Channels:
     # -- plugin ------------------------------------------------------------------------------
 
     def setup(self, app: App) -> None:
-        """Make the channels reachable as ``app.state.channels``; close them on shut-down."""
+        """Make the channels reachable as ``app.state.channels``; close them on shut-down.
+
+        A backend with a ``connect()`` method (``RedisChannels``) is connected at start-up,
+        so that an unreachable server stops the app from starting.
+        """
         app.state.channels = self
+        connect = getattr(self.backend, "connect", None)
+        if callable(connect):
+            app.on_startup(connect)
         app.on_shutdown(self.close)
 
     # -- public API --------------------------------------------------------------------------

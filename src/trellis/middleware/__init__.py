@@ -19,6 +19,7 @@ from trellis.middleware.etag import ETagMiddleware as ETagMiddleware
 from trellis.middleware.gzip import GZipMiddleware as GZipMiddleware
 from trellis.middleware.hosts import TrustedHostMiddleware as TrustedHostMiddleware
 from trellis.middleware.https import HTTPSRedirectMiddleware as HTTPSRedirectMiddleware
+from trellis.middleware.ratelimit import RateLimitMiddleware as RateLimitMiddleware
 from trellis.middleware.request_id import RequestIDMiddleware as RequestIDMiddleware
 from trellis.middleware.security import SecurityHeadersMiddleware as SecurityHeadersMiddleware
 from trellis.middleware.sessions import SessionMiddleware as SessionMiddleware
@@ -31,6 +32,7 @@ __all__ = [
     "HTTPSRedirectMiddleware",
     "Middleware",
     "MiddlewareFactory",
+    "RateLimitMiddleware",
     "RequestIDMiddleware",
     "SecurityHeadersMiddleware",
     "SessionMiddleware",

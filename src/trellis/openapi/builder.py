@@ -380,6 +380,16 @@ class _Builder:
         if body is not None:
             op["requestBody"] = body
         op["responses"] = self.responses(endpoint, collected.validated)
+        for dep in endpoint.dependencies:
+            # A dependency may refuse with its own status (a rate limit's 429): it says so.
+            for code, spec in (getattr(dep.provider, "openapi_responses", None) or {}).items():
+                op["responses"].setdefault(
+                    str(code),
+                    {
+                        "content": {"application/problem+json": {"schema": {"$ref": _PROBLEM_REF}}},
+                        **spec,
+                    },
+                )
         security = self.security(collected.security)
         if security:
             op["security"] = security

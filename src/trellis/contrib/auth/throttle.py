@@ -24,7 +24,6 @@ window short.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 import time
 import unicodedata
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from trellis.exceptions import HTTPError
+from trellis.ratelimit import client_ip
 
 if TYPE_CHECKING:
     from trellis.contrib.cache import CacheBackend
@@ -74,22 +74,12 @@ def normalize_login(identifier: str) -> str:
 
 
 def client_key(conn: HTTPConnection, ipv6_prefix: int = 64) -> str:
-    """The client address a per-address counter is keyed on.
+    """The client address a per-address counter is keyed on (``trellis.ratelimit.client_ip``).
 
     An IPv6 client usually holds a whole ``/64`` (it can pick a new address for every
     request), so IPv6 addresses count per network of ``ipv6_prefix`` bits.
     """
-    client = conn.client
-    host = client[0] if client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host or "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
-    return str(address)
+    return client_ip(conn, ipv6_prefix)
 
 
 def _limit(name: str, value: tuple[int, float]) -> tuple[int, float]:

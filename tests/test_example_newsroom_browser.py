@@ -8,57 +8,36 @@ the other lets a page from another origin post a form to the app, as a CSRF atta
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# As tests/openapi/test_docs_pages_browser.py runs chromium: no sandbox (containers), no GPU,
-# nothing fetched from the network behind the test's back.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from browser_helpers import (
+    ROOT,
+    chromium,
+    free_port,
+    needs_chromium,
+    needs_playwright,
+    new_page,
+    serve,
+    uvicorn,
+)
+
 PASSWORD = "correct horse battery"
 XSS_TITLE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 XSS_BODY = '"><svg onload=alert(3)>'
 FORGED_TITLE = "Forged by another site"
 
-try:
-    from playwright.sync_api import Browser, Page, sync_playwright
-except ImportError:  # pragma: no cover - playwright is a dev dependency
-    sync_playwright = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-    pytest.mark.skipif(sync_playwright is None, reason="needs playwright (a dev dependency)"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = [pytest.mark.server, needs_chromium, needs_playwright]
 
 
 class Newsroom:
@@ -76,7 +55,7 @@ class Newsroom:
 @pytest.fixture(scope="module")
 def newsroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newsroom]:
     database = tmp_path_factory.mktemp("newsroom") / "newsroom.db"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TRELLIS_SECRET_KEY": "browser-test-" + "k" * 40,
@@ -84,43 +63,9 @@ def newsroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newsroom]:
         "TRELLIS_DATABASE_URL": f"sqlite:///{database}",
     }
     env.pop("TRELLIS_DEBUG", None)
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(ROOT / "examples" / "newsroom"),
-        "--port",
-        str(port),
-        "app:app",
-    ]
-    proc = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(url + "/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                assert proc.stderr is not None
-                pytest.fail("the newsroom exited:\n" + proc.stderr.read().decode()[-3000:])
-            assert time.monotonic() < deadline, "the newsroom did not start in 20 s"
-            time.sleep(0.1)
+    command = uvicorn(port, app_dir=ROOT / "examples" / "newsroom")
+    with serve(command, port=port, env=env, cwd=ROOT, name="the newsroom") as url:
         yield Newsroom(url, database)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -158,23 +103,14 @@ def attacker(newsroom: Newsroom) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert sync_playwright is not None and CHROMIUM is not None
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with new_page(browser) as opened:
+        yield opened
 
 
 def register(page: Page, newsroom: Newsroom, username: str) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import pathlib
 import sys
 from types import ModuleType
 
+import httpx
 import pytest
 
+from browser_helpers import free_port, serve
 from trellis.testing import TestClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -93,56 +96,21 @@ def test_json_api_crud_and_errors(showcase: ModuleType) -> None:
 @pytest.mark.server
 def test_showcase_serves_over_http_with_live_events(tmp_path: pathlib.Path) -> None:
     """``python examples/showcase/app.py`` (the README command) serves pages and live events."""
-    import os
-    import socket
-    import subprocess
-    import time
-
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "TRELLIS_SERVER_PORT": str(port)}
     env.pop("TRELLIS_DEBUG", None)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "showcase" / "app.py")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the showcase did not start in 20 s"
-            time.sleep(0.1)
-        with (
-            httpx.Client(base_url=base, timeout=10) as client,
-            client.stream("GET", "/events") as events,
-        ):
-            assert events.headers["content-type"].startswith("text/event-stream")
-            posted = client.post("/api/notes", json={"text": "live!", "author": "t"})
-            assert posted.status_code == 201
-            seen = ""
-            for line in events.iter_lines():
-                seen += line + "\n"
-                if "live!" in line:
-                    break
-            assert "event: note" in seen
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    command = [sys.executable, str(ROOT / "examples" / "showcase" / "app.py")]
+    with (
+        serve(command, port=port, env=env, cwd=tmp_path, name="the showcase", ready="/") as base,
+        httpx.Client(base_url=base, timeout=10) as client,
+        client.stream("GET", "/events") as events,
+    ):
+        assert events.headers["content-type"].startswith("text/event-stream")
+        posted = client.post("/api/notes", json={"text": "live!", "author": "t"})
+        assert posted.status_code == 201
+        seen = ""
+        for line in events.iter_lines():
+            seen += line + "\n"
+            if "live!" in line:
+                break
+        assert "event: note" in seen

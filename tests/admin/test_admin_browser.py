@@ -16,30 +16,25 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from browser_helpers import (
+    ROOT,
+    artifacts,
+    chromium,
+    free_port,
+    needs_chromium,
+    needs_playwright,
+    new_page,
+    serve,
+    uvicorn,
+)
+
 PASSWORD = "a demo password, long enough"
 #: Screenshots the docs page shows: step -> docs/img/admin-<name>.png.
 DOCS_IMAGES = {
@@ -50,23 +45,11 @@ DOCS_IMAGES = {
 }
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - playwright is a dev dependency
-    sync_playwright = None  # type: ignore[assignment]
+    pass
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-    pytest.mark.skipif(sync_playwright is None, reason="needs playwright (a dev dependency)"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = [pytest.mark.server, needs_chromium, needs_playwright]
 
 
 class Demo:
@@ -85,7 +68,7 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     folder = tmp_path_factory.mktemp("admin_demo")
     database = folder / "admin_demo.db"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TRELLIS_SECRET_KEY": "admin-browser-test-" + "k" * 40,
@@ -94,63 +77,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "ADMIN_DEMO_PASSWORD": PASSWORD,
     }
     env.pop("TRELLIS_DEBUG", None)
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(ROOT / "examples" / "admin_demo"),
-        "--port",
-        str(port),
-        "app:app",
-    ]
-    proc = subprocess.Popen(
-        command, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                assert proc.stderr is not None
-                pytest.fail("the admin demo exited:\n" + proc.stderr.read().decode()[-3000:])
-            assert time.monotonic() < deadline, "the admin demo did not start in 30 s"
-            time.sleep(0.1)
+    command = uvicorn(port, app_dir=ROOT / "examples" / "admin_demo")
+    with serve(command, port=port, env=env, cwd=folder, name="the admin demo", timeout=30) as url:
         yield Demo(url, database)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert sync_playwright is not None and CHROMIUM is not None
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 class Shots:
     """Numbered screenshots of one journey."""
 
     def __init__(self, page: Page) -> None:
-        base = os.environ.get("TRELLIS_TEST_ARTIFACTS") or str(ROOT / "test-artifacts")
-        self.directory = Path(base) / "admin"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = artifacts("admin")
         self.page = page
         self.count = 0
         self.taken: dict[str, Path] = {}
@@ -173,12 +115,8 @@ class Shots:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    with new_page(browser, viewport={"width": 1280, "height": 800}, locale="en-US") as opened:
+        yield opened
 
 
 def test_an_admin_journey(page: Page, demo: Demo) -> None:

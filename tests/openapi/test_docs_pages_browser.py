@@ -3,87 +3,38 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, needs_chromium, serve, uvicorn
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)"
-    ),
-]
-
-
-def _serve(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
-    proc = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(url + "/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "the showcase exited"
-            assert time.monotonic() < deadline, "the showcase did not start in 20 s"
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = [pytest.mark.server, needs_chromium]
 
 
 @pytest.fixture(scope="module")
 def showcase_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TRELLIS_SERVER_PORT": str(port)}
     env.pop("TRELLIS_DEBUG", None)
     command = [sys.executable, str(ROOT / "examples" / "showcase" / "app.py")]
-    yield from _serve(command, env, port)
+    with serve(command, port=port, env=env, cwd=ROOT, name="the showcase") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def todo_api_url() -> Iterator[str]:
     """The typed example API, in production mode under uvicorn."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TRELLIS_SECRET_KEY": "browser-test-" + "k" * 40}
     env.pop("TRELLIS_DEBUG", None)
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--app-dir",
-        str(ROOT / "examples" / "todo_api"),
-        "--port",
-        str(port),
-        "app:app",
-    ]
-    yield from _serve(command, env, port)
+    command = uvicorn(port, app_dir=ROOT / "examples" / "todo_api")
+    with serve(command, port=port, env=env, cwd=ROOT, name="the example API") as url:
+        yield url
 
 
 def _rendered_dom(url: str) -> str:
@@ -94,13 +45,7 @@ def _rendered_dom(url: str) -> str:
             [
                 CHROMIUM,
                 "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *CHROMIUM_ARGS,
                 f"--user-data-dir={profile}",
                 "--virtual-time-budget=10000",
                 "--dump-dom",

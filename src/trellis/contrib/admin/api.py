@@ -173,6 +173,8 @@ def add_model_api(admin: Admin, ma: ModelAdmin) -> None:
     pk_type = python_type(ma.columns[ma.pk_name].type)
     pk_path = "{pk:int}" if pk_type is int else "{pk}"
     pages = page_params(default_limit=ma.list_per_page, max_limit=ma.list_max_per_page)
+    # The parameters every endpoint has (annotations set by hand: they name local values).
+    types: dict[str, Any] = {"request": Request, "db": Session, "user": AdminUser}
 
     async def list_objects(
         request: Request,
@@ -191,9 +193,7 @@ def add_model_api(admin: Admin, ma: ModelAdmin) -> None:
         return schemas.page(items=items, total=found.total, limit=found.limit, offset=found.offset)
 
     list_annotations: dict[str, Any] = {
-        "request": Request,
-        "db": Session,
-        "user": AdminUser,
+        **types,
         "page": Annotated[PageParams, Depends(pages)],
         "filters": Annotated[Filters, Depends(fs)],
         "return": schemas.page,
@@ -220,22 +220,12 @@ def add_model_api(admin: Admin, ma: ModelAdmin) -> None:
     async def create_object(request: Request, data: Any, db: Session, user: AdminUser) -> Any:
         if not await ma.has_add_permission(request):
             raise forbidden()
-        values = data.model_dump(exclude_unset=True)
-        many = {name: values.pop(name) for name in schemas.many if name in values}
-        obj = apply(ma.model(), values)
-        await _set_many(db, ma, obj, many)
-        await ma.save_model(request, db, obj, created=True)
-        await _refresh(db, ma, obj)
-        _log.log(db, request, ma, [(obj, ma.object_repr(obj))], "add", changed=[*values, *many])
+        obj = ma.model()
+        sent = await _save(request, db, ma, obj, data, created=True)
+        _log.log(db, request, ma, [(obj, ma.object_repr(obj))], "add", changed=sent)
         return schemas.dump(ma, obj)
 
-    create_object.__annotations__ = {
-        "request": Request,
-        "data": schemas.create,
-        "db": Session,
-        "user": AdminUser,
-        "return": schemas.read,
-    }
+    create_object.__annotations__ = {**types, "data": schemas.create, "return": schemas.read}
     create_object.__doc__ = f"Add a {label}."
 
     async def get_object(request: Request, pk: Any, db: Session, user: AdminUser) -> Any:
@@ -244,13 +234,7 @@ def add_model_api(admin: Admin, ma: ModelAdmin) -> None:
             raise forbidden()
         return schemas.dump(ma, obj)
 
-    get_object.__annotations__ = {
-        "request": Request,
-        "pk": pk_type,
-        "db": Session,
-        "user": AdminUser,
-        "return": schemas.read,
-    }
+    get_object.__annotations__ = {**types, "pk": pk_type, "return": schemas.read}
     get_object.__doc__ = f"One {label}."
 
     async def update_object(
@@ -259,24 +243,17 @@ def add_model_api(admin: Admin, ma: ModelAdmin) -> None:
         obj = await _load(request, db, ma, pk)
         if not await ma.has_change_permission(request, obj):
             raise forbidden()
-        values = data.model_dump(exclude_unset=True)
-        many = {name: values.pop(name) for name in schemas.many if name in values}
         before = _log.snapshot(ma, obj)
-        apply(obj, values)
-        await _set_many(db, ma, obj, many)
-        await ma.save_model(request, db, obj, created=False)
-        await _refresh(db, ma, obj)
+        await _save(request, db, ma, obj, data, created=False)
         changed = _log.changed_fields(before, _log.snapshot(ma, obj))
         if changed:
             _log.log(db, request, ma, [(obj, ma.object_repr(obj))], "change", changed=changed)
         return schemas.dump(ma, obj)
 
     update_object.__annotations__ = {
-        "request": Request,
+        **types,
         "pk": pk_type,
         "data": schemas.update,
-        "db": Session,
-        "user": AdminUser,
         "return": schemas.read,
     }
     update_object.__doc__ = f"Change a {label}: only the fields sent change."
@@ -289,13 +266,7 @@ def add_model_api(admin: Admin, ma: ModelAdmin) -> None:
         await ma.delete_model(request, db, obj)
         _log.log(db, request, ma, [(obj, text)], "delete")
 
-    delete_object.__annotations__ = {
-        "request": Request,
-        "pk": pk_type,
-        "db": Session,
-        "user": AdminUser,
-        "return": None,
-    }
+    delete_object.__annotations__ = {**types, "pk": pk_type, "return": None}
     delete_object.__doc__ = f"Delete a {label}."
 
     common: dict[str, Any] = {"include_in_schema": True, "tags": tags}
@@ -346,6 +317,19 @@ def add_model_api(admin: Admin, ma: ModelAdmin) -> None:
         responses={**_FORBIDDEN, **_NOT_FOUND, **_CONFLICT},
         **common,
     )
+
+
+async def _save(
+    request: Request, db: AsyncSession, ma: ModelAdmin, obj: Any, data: BaseModel, *, created: bool
+) -> list[str]:
+    """Set on ``obj`` the fields ``data`` sent, save it and read it back; the names sent."""
+    values = data.model_dump(exclude_unset=True)
+    many = {name: values.pop(name) for name in schemas_for(ma).many if name in values}
+    apply(obj, values)
+    await _set_many(db, ma, obj, many)
+    await ma.save_model(request, db, obj, created=created)
+    await _refresh(db, ma, obj)
+    return [*values, *many]
 
 
 async def _refresh(db: AsyncSession, ma: ModelAdmin, obj: Any) -> None:

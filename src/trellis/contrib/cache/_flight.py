@@ -1,7 +1,8 @@
 """``get_or_set`` for shared caches: one computation per key, with a lock in the cache.
 
-``RedisCache`` and ``DatabaseCache`` share this loop; ``MemoryCache`` has its own (no
-polling: waiters in the process wait on the computation itself).
+Every backend's public ``get_or_set`` is ``GetOrSet``'s. ``RedisCache`` and ``DatabaseCache``
+share this loop (``LockedGetOrSet``); ``MemoryCache`` has its own (no polling: waiters in
+the process wait on the computation itself).
 
 The lock is a key of the cache holding a random token, stored only when missing (``SET NX
 PX`` in Redis, ``add`` in a table) and expiring after ``lock_timeout`` seconds, so a
@@ -18,11 +19,21 @@ import inspect
 import random
 import secrets
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-__all__ = ["MISSING", "call_factory", "lock_key", "locked_get_or_set", "new_token"]
+from trellis.contrib.cache._values import check_key
+
+__all__ = [
+    "MISSING",
+    "GetOrSet",
+    "LockedGetOrSet",
+    "call_factory",
+    "lock_key",
+    "locked_get_or_set",
+    "new_token",
+]
 
 #: Stands for "no value" where ``None`` is a value (JSON ``null``).
 MISSING: Any = object()
@@ -65,22 +76,90 @@ def check_lock_timeout(lock_timeout: float) -> None:
         raise ValueError(f"lock_timeout must be more than 0 seconds, not {lock_timeout!r}")
 
 
-class LockingCache(Protocol):
-    """What the loop needs from a backend (besides ``set``)."""
+class GetOrSet:
+    """A backend's ``get_or_set``, on top of its ``_get_or_set`` (which ``cached`` calls too)."""
 
-    async def set(self, key: str, value: Any, ttl: float | None = None) -> None: ...
+    async def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> Any:
+        """The value of ``key``; when missing, ``factory()`` computes it and it is stored.
+
+        One computation per key at a time, in every process that shares the cache: the
+        other callers wait for it and get its value. ``MemoryCache``'s wait on the
+        computation itself (a lock per key, no polling); ``RedisCache``'s and
+        ``DatabaseCache``'s poll (5 ms, growing to 100 ms) a lock kept in the cache (``SET
+        NX PX``, or an ``add`` of a row, with a random token) until the value is there.
+        When the computation raises, its caller gets the exception, the lock is released
+        (only by its holder), and one of the waiters computes. After ``lock_timeout``
+        seconds a computation no longer holds the others back (also when its process died).
+
+        Args:
+            key: The key.
+            factory: A function without arguments (``async`` or not) returning the value.
+            ttl: Seconds to keep the value (``None``: until deleted).
+            lock_timeout: How long the lock lasts: more than a computation takes.
+
+        Returns:
+            The value in its JSON form, computed or not (a tuple comes back as a list).
+        """
+        return await self._get_or_set(key, factory, ttl, lock_timeout, retry=True)
+
+    async def _get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None,
+        lock_timeout: float,
+        *,
+        retry: bool,
+    ) -> Any:
+        """``get_or_set``; ``retry``: see ``locked_get_or_set``."""
+        raise NotImplementedError
+
+
+class LockedGetOrSet(GetOrSet):
+    """``get_or_set`` with the lock in the cache: what a backend supplies besides ``set``."""
+
+    if TYPE_CHECKING:  # the backend's own (a base class of it may have one too)
+
+        async def set(self, key: str, value: Any, ttl: float | None = None) -> None: ...
 
     async def _get_or_lock(
         self, key: str, lock: str, token: str, lock_timeout: float, take: bool
     ) -> tuple[int, Any]:
         """``(FOUND, value)``, or ``(LOCKED | BUSY | FREE, None)``: see the constants."""
+        raise NotImplementedError
 
     async def _unlock(self, lock: str, token: str) -> None:
         """Remove ``lock`` if it still holds ``token``."""
+        raise NotImplementedError
+
+    def _json_form(self, value: Any) -> Any:
+        """``value`` as a reader of the cache gets it back."""
+        raise NotImplementedError
+
+    async def _get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: float | None,
+        lock_timeout: float,
+        *,
+        retry: bool,
+    ) -> Any:
+        check_key(key)
+        return await locked_get_or_set(
+            self, key, factory, ttl, lock_timeout, retry=retry, encode=self._json_form
+        )
 
 
 async def locked_get_or_set(
-    cache: LockingCache,
+    cache: LockedGetOrSet,
     key: str,
     factory: Callable[[], Any],
     ttl: float | None,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from trellis.contrib.cache._flight import LOCK_TIMEOUT, call_factory, check_lock_timeout
+from trellis.contrib.cache._flight import GetOrSet, call_factory, check_lock_timeout
 from trellis.contrib.cache._values import INT64, check_key, counter, dumps, loads
 from trellis.contrib.cache._values import not_an_integer as _not_an_integer
 from trellis.contrib.cache._values import overflow as _overflow
@@ -67,7 +67,7 @@ class _Flight:
             delay = min(delay * 2, _POLL_MAX)
 
 
-class MemoryCache:
+class MemoryCache(GetOrSet):
     """A cache in a dictionary of this process: fast, but not shared between processes.
 
     It behaves like ``RedisCache`` and ``DatabaseCache``: values are stored as JSON, so what
@@ -285,32 +285,6 @@ class MemoryCache:
             else:
                 self._store(key, entry[0], None if ttl is None else now + ttl)
             return True
-
-    async def get_or_set(
-        self,
-        key: str,
-        factory: Callable[[], Any],
-        ttl: float | None = None,
-        *,
-        lock_timeout: float = LOCK_TIMEOUT,
-    ) -> Any:
-        """The value of ``key``; when missing, ``factory()`` computes it and it is stored.
-
-        One computation per key at a time: concurrent callers wait for the one that
-        computes (a lock per key, no polling) and get its value. When the computation
-        raises, its caller gets the exception and one of the waiters computes. After
-        ``lock_timeout`` seconds a computation no longer holds the others back.
-
-        Args:
-            key: The key.
-            factory: A function without arguments (``async`` or not) returning the value.
-            ttl: Seconds to keep the value (``None``: until deleted).
-            lock_timeout: The longest the others wait for one computation.
-
-        Returns:
-            The value in its JSON form, computed or not (a tuple comes back as a list).
-        """
-        return await self._get_or_set(key, factory, ttl, lock_timeout, retry=True)
 
     async def _get_or_set(
         self,

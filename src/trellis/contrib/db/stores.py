@@ -54,15 +54,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from trellis.contrib.cache import CacheBackend
-from trellis.contrib.cache._flight import (
-    BUSY,
-    FOUND,
-    FREE,
-    LOCK_TIMEOUT,
-    LOCKED,
-    MISSING,
-    locked_get_or_set,
-)
+from trellis.contrib.cache._flight import BUSY, FOUND, FREE, LOCKED, MISSING, LockedGetOrSet
 from trellis.contrib.db.database import Database
 from trellis.contrib.db.models import NAMING_CONVENTION
 from trellis.contrib.db.types import UTCDateTime
@@ -296,7 +288,7 @@ class _TableStore(ABC):
         return await self._run(work)
 
 
-class DatabaseCache(_TableStore):
+class DatabaseCache(LockedGetOrSet, _TableStore):
     """A cache in a database table: the cache backend for deployments with no Redis.
 
     Keys are strings of up to 255 characters, compared exactly (case and spaces count on
@@ -577,53 +569,6 @@ class DatabaseCache(_TableStore):
 
         return await self._run(work)
 
-    async def get_or_set(
-        self,
-        key: str,
-        factory: Callable[[], Any],
-        ttl: float | None = None,
-        *,
-        lock_timeout: float = LOCK_TIMEOUT,
-    ) -> Any:
-        """The value of ``key``; when missing, ``factory()`` computes it and it is stored.
-
-        One computation per key at a time across every process that shares the table: the
-        caller whose ``add`` of the lock row succeeds computes; the others poll (5 ms,
-        growing to 100 ms) until the value is there. When the computation raises, its
-        caller gets the exception, its lock row is deleted, and one waiter computes. A
-        process that dies while computing holds the others up for ``lock_timeout``.
-
-        Args:
-            key: The key.
-            factory: A function without arguments (``async`` or not) returning the value.
-            ttl: Seconds to keep the value (``None``: until deleted).
-            lock_timeout: How long the lock lasts: more than a computation takes.
-
-        Returns:
-            The value in its JSON form, computed or not (a tuple comes back as a list).
-        """
-        return await self._get_or_set(key, factory, ttl, lock_timeout, retry=True)
-
-    async def _get_or_set(
-        self,
-        key: str,
-        factory: Callable[[], Any],
-        ttl: float | None,
-        lock_timeout: float,
-        *,
-        retry: bool,
-    ) -> Any:
-        _check_key(key)
-        return await locked_get_or_set(
-            self,
-            key,
-            factory,
-            ttl,
-            lock_timeout,
-            retry=retry,
-            encode=lambda value: orjson.loads(_dumps(value)),
-        )
-
     async def _get_or_lock(
         self, key: str, lock: str, token: str, lock_timeout: float, take: bool
     ) -> tuple[int, Any]:
@@ -650,6 +595,9 @@ class DatabaseCache(_TableStore):
             )
 
         await self._run(work)
+
+    def _json_form(self, value: Any) -> Any:
+        return orjson.loads(_dumps(value))
 
     def __repr__(self) -> str:
         return f"<DatabaseCache {self.table.name} on {self.database!r}>"

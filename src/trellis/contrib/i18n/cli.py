@@ -247,11 +247,34 @@ def i18n_command(i18n: I18n) -> click.Group:
         help=f"The catalog folder (default: {os.path.relpath(default_directory)}).",
     )
 
+    template_option = click.option(
+        "--input",
+        "-i",
+        "template",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The template (default: <directory>/<domain>.pot).",
+    )
+
+    locales_option = click.option(
+        "--locale",
+        "-l",
+        "locales",
+        multiple=True,
+        help="Only this locale (repeatable; default: every catalog).",
+    )
+
     def _dir(value: Path | None) -> Path:
         return Path(os.path.abspath(value)) if value is not None else default_directory
 
     def _template(directory: Path, value: Path | None) -> Path:
         return value if value is not None else directory / f"{i18n.domain}.pot"
+
+    def _existing_template(directory: Path, value: Path | None) -> Path:
+        source = _template(directory, value)
+        if not source.is_file():
+            raise click.ClickException(f"no template {source}: run `trellis i18n extract` first")
+        return source
 
     @click.group(name="i18n")
     def group() -> None:
@@ -298,14 +321,7 @@ def i18n_command(i18n: I18n) -> click.Group:
 
     @group.command()
     @click.argument("locale")
-    @click.option(
-        "--input",
-        "-i",
-        "template",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="The template (default: <directory>/<domain>.pot).",
-    )
+    @template_option
     @click.option("--force", is_flag=True, help="Overwrite an existing catalog.")
     @directory_option
     def init(locale: str, template: Path | None, force: bool, directory: Path | None) -> None:
@@ -313,9 +329,7 @@ def i18n_command(i18n: I18n) -> click.Group:
         from babel import Locale, UnknownLocaleError
 
         folder = _dir(directory)
-        source = _template(folder, template)
-        if not source.is_file():
-            raise click.ClickException(f"no template {source}: run `trellis i18n extract` first")
+        source = _existing_template(folder, template)
         try:
             parsed = Locale.parse(locale.replace("-", "_"))
         except (UnknownLocaleError, ValueError):
@@ -334,21 +348,8 @@ def i18n_command(i18n: I18n) -> click.Group:
         click.echo(f"created {os.path.relpath(target)}")
 
     @group.command()
-    @click.option(
-        "--input",
-        "-i",
-        "template",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="The template (default: <directory>/<domain>.pot).",
-    )
-    @click.option(
-        "--locale",
-        "-l",
-        "locales",
-        multiple=True,
-        help="Only this locale (repeatable; default: every catalog).",
-    )
+    @template_option
+    @locales_option
     @click.option(
         "--no-fuzzy-matching",
         is_flag=True,
@@ -363,9 +364,7 @@ def i18n_command(i18n: I18n) -> click.Group:
     ) -> None:
         """Merge the template's new and changed messages into the catalogs."""
         folder = _dir(directory)
-        source = _template(folder, template)
-        if not source.is_file():
-            raise click.ClickException(f"no template {source}: run `trellis i18n extract` first")
+        source = _existing_template(folder, template)
         pot = _read_po(source)
         targets = _po_files(folder, i18n.domain, locales)
         if not targets:
@@ -379,13 +378,7 @@ def i18n_command(i18n: I18n) -> click.Group:
             click.echo(f"updated {os.path.relpath(po)}")
 
     @group.command(name="compile")
-    @click.option(
-        "--locale",
-        "-l",
-        "locales",
-        multiple=True,
-        help="Only this locale (repeatable; default: every catalog).",
-    )
+    @locales_option
     @click.option("--use-fuzzy", is_flag=True, help="Include translations marked fuzzy.")
     @directory_option
     def compile_(locales: tuple[str, ...], use_fuzzy: bool, directory: Path | None) -> None:

@@ -9,11 +9,16 @@ code sees the same templates, rendering the same way; nothing else of the enviro
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from trellis.contrib.inspector._context import current_record
+
+if TYPE_CHECKING:
+    from trellis.contrib.inspector.records import RequestRecord
 
 __all__ = ["instrument", "is_instrumented"]
 
@@ -28,6 +33,28 @@ def _keys(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
         return []
 
 
+@contextmanager
+def _noted(
+    template: jinja2.Template, record: RequestRecord, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Iterator[None]:
+    """Tell ``record`` of the render this block does: its time, and its error if it fails."""
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        yield
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        record.add_template(
+            template.name or "<string>",
+            _keys(args, kwargs),
+            started=started,
+            ended=time.perf_counter(),
+            error=error,
+        )
+
+
 class _RecordingTemplate(jinja2.Template):
     """A template that tells the request's record when it is rendered."""
 
@@ -37,41 +64,15 @@ class _RecordingTemplate(jinja2.Template):
         record = current_record.get()
         if record is None:
             return super().render(*args, **kwargs)
-        started = time.perf_counter()
-        error: str | None = None
-        try:
+        with _noted(self, record, args, kwargs):
             return super().render(*args, **kwargs)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            record.add_template(
-                self.name or "<string>",
-                _keys(args, kwargs),
-                started=started,
-                ended=time.perf_counter(),
-                error=error,
-            )
 
     async def render_async(self, *args: Any, **kwargs: Any) -> str:
         record = current_record.get()
         if record is None:
             return await super().render_async(*args, **kwargs)
-        started = time.perf_counter()
-        error: str | None = None
-        try:
+        with _noted(self, record, args, kwargs):
             return await super().render_async(*args, **kwargs)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            record.add_template(
-                self.name or "<string>",
-                _keys(args, kwargs),
-                started=started,
-                ended=time.perf_counter(),
-                error=error,
-            )
 
 
 def is_instrumented(env: jinja2.Environment) -> bool:

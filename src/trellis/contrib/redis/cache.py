@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from trellis.contrib.cache._flight import (
-    BUSY,
-    FOUND,
-    FREE,
-    LOCK_TIMEOUT,
-    LOCKED,
-    locked_get_or_set,
-)
+from trellis.contrib.cache._flight import BUSY, FOUND, FREE, LOCKED, LockedGetOrSet
 from trellis.contrib.cache._values import (
-    check_key,
     counter,
     dumps,
     loads,
@@ -77,7 +69,7 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
-class RedisCache(RedisStore):
+class RedisCache(LockedGetOrSet, RedisStore):
     """A cache in Redis: shared by every process and server, fast, with expiry done by Redis.
 
     It behaves like ``MemoryCache`` and ``DatabaseCache``: values are JSON (orjson, never
@@ -221,51 +213,6 @@ class RedisCache(RedisStore):
             return bool(await self.client.delete(name))
         return bool(await self.client.pexpire(name, milliseconds(ttl)))
 
-    async def get_or_set(
-        self,
-        key: str,
-        factory: Callable[[], Any],
-        ttl: float | None = None,
-        *,
-        lock_timeout: float = LOCK_TIMEOUT,
-    ) -> Any:
-        """The value of ``key``; when missing, ``factory()`` computes it and it is stored.
-
-        One computation per key at a time across every process that shares the Redis: the
-        caller that takes the lock (``SET NX PX`` with a random token, ``lock_timeout``
-        seconds) computes; the others poll (5 ms, growing to 100 ms) until the value is
-        there. When the computation raises, its caller gets the exception, the lock is
-        released (only by its holder: compare and delete in Lua), and one waiter computes.
-        A process that dies while computing holds the others up for ``lock_timeout``.
-
-        Args:
-            key: The key.
-            factory: A function without arguments (``async`` or not) returning the value.
-            ttl: Seconds to keep the value (``None``: until deleted).
-            lock_timeout: How long the lock lasts: more than a computation takes.
-
-        Returns:
-            The value in its JSON form, computed or not (a tuple comes back as a list).
-        """
-        check_key(key)
-        return await locked_get_or_set(
-            self, key, factory, ttl, lock_timeout, retry=True, encode=_json_form
-        )
-
-    async def _get_or_set(
-        self,
-        key: str,
-        factory: Callable[[], Any],
-        ttl: float | None,
-        lock_timeout: float,
-        *,
-        retry: bool,
-    ) -> Any:
-        check_key(key)
-        return await locked_get_or_set(
-            self, key, factory, ttl, lock_timeout, retry=retry, encode=_json_form
-        )
-
     async def _get_or_lock(
         self, key: str, lock: str, token: str, lock_timeout: float, take: bool
     ) -> tuple[int, Any]:
@@ -281,6 +228,9 @@ class RedisCache(RedisStore):
     async def _unlock(self, lock: str, token: str) -> None:
         await self._unlock_script(keys=[self._key(lock)], args=[token])
 
+    def _json_form(self, value: Any) -> Any:
+        return loads(dumps(value))
+
     async def clear(self) -> None:
         """Remove every key under this cache's prefix (``SCAN``, never ``FLUSHDB``).
 
@@ -295,8 +245,3 @@ class RedisCache(RedisStore):
                 batch.clear()
         if batch:
             await self.client.unlink(*batch)
-
-
-def _json_form(value: Any) -> Any:
-    """``value`` as a reader of the cache gets it back."""
-    return loads(dumps(value))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from inspector_helpers import SECRET, make_app, record_id, record_json
 from sqlalchemy import text
 
-from conftest import SECRET, make_app, record_id, record_json
 from trellis import App, Request
 from trellis.contrib.db import Database, Session
 from trellis.contrib.inspector import Inspector, RequestRecord, _sql

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from inspector_helpers import SECRET, make_app, record_json
 
-from conftest import SECRET, make_app, record_json
 from trellis import App, Request
 from trellis.checks import deploy_problems
 from trellis.contrib.inspector import Inspector

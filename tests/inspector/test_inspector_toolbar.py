@@ -6,7 +6,8 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from conftest import SECRET, make_app, record_id, record_json
+from inspector_helpers import SECRET, make_app, record_id, record_json
+
 from trellis import App
 from trellis.contrib.inspector import Inspector
 from trellis.contrib.inspector.middleware import inject_toolbar

@@ -537,7 +537,12 @@ class SessionConfig:
             return None
         if not (session.modified or session._renew):
             return None
-        remaining = max(1, int(session._renewed_at) + self.max_age - int(_now()))
+        if session.new or session._renew:
+            # Begun or renewed by this request: the whole lifetime (not one second less when a
+            # second ticked between the start of the request and now).
+            remaining = self.max_age
+        else:
+            remaining = max(1, int(session._renewed_at) + self.max_age - int(_now()))
         try:
             encoded = orjson.dumps(session._envelope())
         except TypeError as exc:

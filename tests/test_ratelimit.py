@@ -9,6 +9,7 @@ import pytest
 
 from trellis import App, Request, Router
 from trellis.contrib.cache import MemoryCache
+from trellis.exceptions import ConfigurationError
 from trellis.http.connection import HTTPConnection
 from trellis.ratelimit import (
     RateLimit,
@@ -73,7 +74,7 @@ def test_parse_rate(rate: Any, expected: tuple[int, float]) -> None:
 
 @pytest.mark.parametrize("rate", ["100", "100/fortnight", "0/minute", "x/minute", (0, 60), (1, 0)])
 def test_parse_rate_refuses_nonsense(rate: Any) -> None:
-    with pytest.raises(ValueError, match="rate"):
+    with pytest.raises(ConfigurationError, match="rate"):
         parse_rate(rate)
 
 

@@ -332,3 +332,8 @@ def test_a_streamed_response_reaches_the_client_before_it_ends(server: str) -> N
         rest = b"".join(chunks)
     assert rest == b"chunk 0;chunk 1;chunk 2;"
     assert response.headers["transfer-encoding"] == "chunked"
+
+
+def test_a_wsgi_app_must_be_callable() -> None:
+    with pytest.raises(ConfigurationError, match="a WSGI application"):
+        WSGIApp("not an app")  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trellis.exceptions import HTTPError
+from trellis.exceptions import ConfigurationError, HTTPError
 from trellis.http.request import Request
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def parse_rate(rate: str | tuple[int, float]) -> tuple[int, float]:
     plurals), optionally with a count (``"20/5minutes"``).
 
     Raises:
-        ValueError: not a rate, or a limit below one or a window of no time.
+        ConfigurationError: not a rate, or a limit below one or a window of no time.
     """
     if isinstance(rate, tuple):
         limit, window = rate
@@ -81,13 +81,13 @@ def parse_rate(rate: str | tuple[int, float]) -> tuple[int, float]:
         match = _RATE.fullmatch(rate) if isinstance(rate, str) else None
         unit = _UNITS.get(match.group(3).lower()) if match else None
         if match is None or unit is None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"not a rate: {rate!r}; write '<requests>/<unit>' such as '100/minute' or"
                 " '5/10s' (units: second, minute, hour, day)"
             )
         limit, window = int(match.group(1)), int(match.group(2) or 1) * unit
     if not isinstance(limit, int) or limit < 1 or not window > 0:
-        raise ValueError(f"a rate allows at least 1 request in more than 0 s, got {rate!r}")
+        raise ConfigurationError(f"a rate allows at least 1 request in more than 0 s, got {rate!r}")
     return limit, float(window)
 
 

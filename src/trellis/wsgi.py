@@ -69,6 +69,8 @@ class WSGIApp:
             raise ConfigurationError(
                 "WSGIApp needs a2wsgi, which is not installed: pip install 'trellis[wsgi]'"
             ) from None
+        if not callable(app):
+            raise ConfigurationError(f"WSGIApp needs a WSGI application (a callable), not {app!r}")
         if workers < 1 or send_queue_size < 1:
             raise ConfigurationError(
                 f"WSGIApp needs workers >= 1 and send_queue_size >= 1"

@@ -568,3 +568,42 @@ async def test_the_stores_work_on_the_migrated_tables(database: Database, clock:
     clock.advance(5)
     assert await cache.get("Key") is None
     assert await sessions.load("abc") is None
+
+
+def test_reads_do_not_wait_for_a_request_that_already_wrote(db_url: str) -> None:
+    from trellis.contrib.db import Session
+    from trellis.testing import TestClient
+
+    # A short busy timeout: a read that waits for the request's write lock fails fast.
+    options = {"connect_args": {"timeout": 0.2}} if db_url.startswith("sqlite") else {}
+    app = App(debug=True)
+    db = app.install(Database(db_url, pool_size=3, max_overflow=2, engine_options=options))
+    cache = app.install(DatabaseCache(db))
+    sessions = app.install(DatabaseSessionStore(db))
+
+    @app.post("/write-then-read")
+    async def write_then_read(session: Session) -> dict[str, Any]:
+        # The request's transaction writes (on SQLite it now holds the write lock) ...
+        await session.execute(cache.table.insert().values(cache_key="mine", value='"x"'))
+        # ... and the stores read on their own connections, at once: what was committed.
+        return {
+            "cached": await cache.get("kept"),
+            "many": await cache.get_many(["kept", "mine"]),
+            "ttl": await cache.ttl("kept"),
+            "session": await sessions.load("sid"),
+        }
+
+    with TestClient(app) as client:
+        client.call(cache.create_table)
+        client.call(sessions.create_table)
+        client.call(lambda: cache.set("kept", 1))
+        client.call(lambda: sessions.save("sid", {"user": "ada"}, 600))
+        response = client.post("/write-then-read")
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "cached": 1,
+            "many": {"kept": 1},
+            "ttl": None,
+            "session": {"user": "ada"},
+        }
+        assert client.call(lambda: cache.get("mine")) == "x"  # committed after the handler

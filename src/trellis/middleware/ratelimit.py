@@ -58,7 +58,7 @@ class RateLimitMiddleware:
             self.limit = RateLimit(
                 rate, key=key, cache=cache, name=name, fail_open=fail_open, clock=clock
             )
-        except (ValueError, TypeError) as exc:
+        except (ConfigurationError, ValueError, TypeError) as exc:
             raise ConfigurationError(f"RateLimitMiddleware: {exc}") from None
         if isinstance(exclude, str):
             raise ConfigurationError(

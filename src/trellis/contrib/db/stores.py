@@ -229,10 +229,11 @@ class _TableStore(ABC):
         return or_(expires_at.is_(None), expires_at > now)
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+    async def _connection(self, *, read: bool = False) -> AsyncIterator[AsyncConnection]:
         # Through a session, so that a test's rolled_back() transaction covers the store too;
-        # a bare connection is always the primary, never a replica.
-        async with self.database.session() as session, session.begin():
+        # a bare connection is always the primary, never a replica. A read takes no write
+        # lock on SQLite, so it does not wait for a request that already wrote.
+        async with self.database.session(sqlite_deferred=read) as session, session.begin():
             yield await session.connection()
 
     async def _run(self, work: Callable[[AsyncConnection, datetime], Awaitable[T]]) -> T:
@@ -358,7 +359,7 @@ class DatabaseCache(LockedGetOrSet, _TableStore):
             return {}
         table = self.table
         now = self._now()
-        async with self._connection() as conn:
+        async with self._connection(read=True) as conn:
             rows = (
                 await conn.execute(
                     select(
@@ -535,7 +536,7 @@ class DatabaseCache(LockedGetOrSet, _TableStore):
         _check_key(key)
         table = self.table
         now = self._now()
-        async with self._connection() as conn:
+        async with self._connection(read=True) as conn:
             row = (
                 await conn.execute(select(table.c.expires_at).where(table.c.cache_key == key))
             ).first()
@@ -645,7 +646,7 @@ class DatabaseSessionStore(_TableStore):
         _check_key(session_id)
         table = self.table
         now = self._now()
-        async with self._connection() as conn:
+        async with self._connection(read=True) as conn:
             row = (
                 await conn.execute(
                     select(table.c.data, table.c.expires_at).where(table.c.session_id == session_id)

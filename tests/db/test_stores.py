@@ -390,12 +390,12 @@ async def test_a_deadlock_is_tried_again(
     failures = 2
 
     @contextlib.asynccontextmanager
-    async def flaky() -> AsyncIterator[Any]:
+    async def flaky(*, read: bool = False) -> AsyncIterator[Any]:
         nonlocal failures
         if failures:
             failures -= 1
             raise OperationalError("INSERT ...", {}, orig)
-        async with real() as conn:
+        async with real(read=read) as conn:
             yield conn
 
     monkeypatch.setattr(cache, "_connection", flaky)

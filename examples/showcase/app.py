@@ -1,153 +1,409 @@
-"""The Trellis showcase: a small notes board that shows the micro core at work.
+"""The Trellis showcase: a notes board on the full stack, in one file.
 
-Run it with ``python examples/showcase/app.py`` and open http://127.0.0.1:8000.
+Run it with ``python examples/showcase/app.py`` and open http://127.0.0.1:8000. On a fresh
+machine it needs nothing else: notes go to ``showcase.db`` (SQLite) in the current directory,
+sessions to signed cookies, the cache to memory. On the first start in development it applies
+its migrations and makes demo data: a few notes and three accounts, whose password the home
+page shows.
 
-It uses pages rendered from templates, a form that posts and redirects, a JSON API on a router,
-a class-based view, static files, server-sent events for live updates, cookies and error pages.
-Notes live in memory; the database battery replaces that in a later version.
+- Pages from templates, and a form of the forms battery (errors next to the field).
+- Accounts and roles from the auth battery: anyone signed in may post; authors delete their
+  own notes; the ``editor`` group (made by the migration) may pin and delete any note.
+- The admin for the notes (and the accounts), under ``/admin``.
+- A typed JSON API on a router, with a class-based view, described at ``/docs``.
+- Live updates: a new note appears at once on every open page, over server-sent events fed
+  by channels (through Redis when ``TRELLIS_REDIS_URL`` is set, so across worker processes).
+- English and French: the links at the top (``/fr/...``); the batteries' pages follow.
+- ``/healthz``, ``/readyz`` and ``/metrics`` for the machinery around it; error tickets.
+
+Production (PostgreSQL, Redis, two workers) is in README.md.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
+import json
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, unquote
+from typing import Annotated, Any
 
-from trellis import App, HTMLResponse, HTTPError, RedirectResponse, Request, Router, View
+import anyio.to_thread
+from pydantic import BaseModel, Field
+from sqlalchemy import ForeignKey, Index, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from trellis import App, HTTPError, Query, RedirectResponse, Request, Response, Router, View
+from trellis.channels import Channels
+from trellis.config import Settings, load_settings
+from trellis.contrib.admin import Admin, ModelAdmin
+from trellis.contrib.auth import (
+    Auth,
+    CurrentUser,
+    Group,
+    OptionalUser,
+    PasswordHasher,
+    User,
+    requires,
+)
+from trellis.contrib.cache import MemoryCache
+from trellis.contrib.db import Database, IdMixin, Model, Session, TimestampMixin
+from trellis.contrib.db.migrations import Migrations
+from trellis.contrib.forms import Form, TextField
+from trellis.contrib.i18n import I18n
+from trellis.contrib.ops import Health, Metrics
+from trellis.contrib.tickets import Tickets
 from trellis.http.sse import EventSourceResponse, ServerSentEvent
+from trellis.i18n import gettext as _
+from trellis.i18n import lazy_gettext
 from trellis.openapi import APIDocs
+from trellis.sessions import flash
 from trellis.templating import render
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
+
+TEXT_MAX = 500
+#: Pages load scripts, styles and images from this site only (the admin's charts: data: URLs).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none';"
+    " form-action 'self'; frame-ancestors 'none'"
+)
+#: The channel group every page listens to for new and deleted notes.
+LIVE = "notes"
+#: Development's demo password (production makes demo accounts only with TRELLIS_DEMO_PASSWORD).
+DEV_DEMO_PASSWORD = "trellis-demo"
+#: The demo accounts: e-mail address, user name, groups, superuser.
+DEMO_ACCOUNTS = (
+    ("demo@example.com", "demo", (), False),
+    ("editor@example.com", "editor", ("editor",), False),
+    ("admin@example.com", "admin", (), True),
+)
+WELCOME = (
+    "Welcome to Trellis! Sign in and post a note: every open page shows it at once.",
+    "Notes live in a database (SQLite here, PostgreSQL in production) with migrations.",
+    "Editors pin and delete notes; the admin at /admin manages them all.",
+)
 
 
-@dataclass
-class Note:
+class ShowcaseSettings(Settings):
+    """Trellis's settings and the showcase's own, each read from ``TRELLIS_<NAME>``."""
+
+    database_url: str = Field(
+        default="sqlite:///showcase.db",
+        description="The database; PostgreSQL in production (postgresql://user:pw@host/db).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "Redis for sessions, the cache and live updates, shared by every worker process."
+            " Unset: signed-cookie sessions, a cache in memory, live updates in one process."
+        ),
+    )
+    redis_prefix: str = Field(
+        default="showcase:", description="Put before every Redis key and channel name."
+    )
+    demo_password: str | None = Field(
+        default=None,
+        description=(
+            f"Make the demo accounts with this password on the first start (in debug mode:"
+            f" {DEV_DEMO_PASSWORD!r}, shown on the home page)."
+        ),
+    )
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+class Note(IdMixin, TimestampMixin, Model):
+    """A note on the board."""
+
+    __tablename__ = "showcase_note"
+    # The board lists pinned notes first, newest first: one index serves it.
+    __table_args__ = (Index("ix_showcase_note_pinned_id", "pinned", "id"),)
+
+    text: Mapped[str] = mapped_column(String(TEXT_MAX))
+    author_id: Mapped[int] = mapped_column(
+        ForeignKey("auth_user.id", ondelete="CASCADE"), index=True
+    )
+    # Loaded with the note (one join): async code cannot load it lazily later.
+    author: Mapped[User] = relationship(User, lazy="joined")
+    pinned: Mapped[bool] = mapped_column(default=False)
+
+    def __str__(self) -> str:
+        return self.text if len(self.text) <= 60 else self.text[:59] + "…"
+
+
+class NoteAdmin(ModelAdmin):
+    """Notes in the admin: searched by text, filtered by pin."""
+
+    list_display = ("text", "author", "pinned", "created_at")
+    search_fields = ("text",)
+    list_filter = ("pinned",)
+    readonly_fields = ("created_at", "updated_at")
+
+
+class NoteForm(Form):
+    """A new note: the page's form, and the body of ``POST /api/notes``."""
+
+    text = TextField(lazy_gettext("Note"), max_length=TEXT_MAX)
+
+
+class NoteOut(BaseModel):
+    """A note as the API shows it."""
+
     id: int
     text: str
-    author: str
-    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    author: str = Field(description="The author's user name.")
+    pinned: bool
+    created: datetime
+
+    @classmethod
+    def of(cls, note: Note) -> NoteOut:
+        """The API's view of ``note`` (its author loaded)."""
+        author = note.author.username or f"user {note.author_id}"
+        return cls(
+            id=note.id, text=note.text, author=author, pinned=note.pinned, created=note.created_at
+        )
 
 
-class Board:
-    """The notes, and the listeners waiting for new ones."""
+class NotePatch(BaseModel):
+    """What an editor may change."""
 
-    def __init__(self) -> None:
-        self.notes: dict[int, Note] = {}
-        self._ids = itertools.count(1)
-        self._listeners: set[asyncio.Queue[Note]] = set()
+    pinned: bool
 
-    def add(self, text: str, author: str) -> Note:
-        text, author = text.strip(), author.strip() or "anonymous"
-        if not text:
-            raise HTTPError(422, "A note needs some text")
-        if len(text) > 500:
-            raise HTTPError(422, "A note has at most 500 characters")
-        note = Note(next(self._ids), text, author[:40])
-        self.notes[note.id] = note
-        for queue in self._listeners:
-            queue.put_nowait(note)
+
+async def board(db: AsyncSession, *, limit: int = 50, offset: int = 0) -> list[Note]:
+    """The notes, pinned ones first, newest first."""
+    query = select(Note).order_by(Note.pinned.desc(), Note.id.desc()).limit(limit).offset(offset)
+    return list((await db.scalars(query)).unique())
+
+
+# --- the application ------------------------------------------------------------------------
+
+
+def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
+    """Build the showcase.
+
+    Args:
+        hasher: The password hasher (default: argon2id; tests pass a cheap one).
+        **settings: Settings to override (``database_url=...``, ``redis_url=...``,
+            ``debug=True``, ``secret_key=...``); the others come from ``TRELLIS_*``.
+    """
+    settings.setdefault("templates_dir", HERE / "templates")
+    settings.setdefault("content_security_policy", CONTENT_SECURITY_POLICY)
+    config = load_settings(ShowcaseSettings, **settings)
+    app = App(settings=config)
+    app.openapi_info = {"title": "Trellis showcase", "version": "0.2.0"}
+    app.static("/static", str(HERE / "static"))
+
+    database: Database = app.install(Database())
+    if config.redis_url:
+        from trellis.contrib.redis import RedisCache, RedisChannels, RedisSessionStore
+
+        prefix = config.redis_prefix
+        app.install(RedisCache(config.redis_url, prefix=prefix + "cache:"))
+        app.install(RedisSessionStore(config.redis_url, prefix=prefix + "session:"))
+        channels = app.install(Channels(RedisChannels(config.redis_url, prefix=prefix + "live:")))
+    else:
+        app.install(MemoryCache())  # the sign-in limits count here
+        channels = app.install(Channels())
+    auth: Auth = app.install(Auth(hasher=hasher, logout_redirect_url="/"))
+    app.install(I18n(locales=("en", "fr"), directory=HERE / "locale", url_prefix=True))
+    admin: Admin = app.install(Admin(title="Showcase admin"))
+    admin.register(Note, NoteAdmin)  # declares showcase_note.view, .add, .change, .delete
+    app.install(Tickets())
+    app.install(Health())
+    app.install(Metrics())
+    app.install(APIDocs())  # /openapi.json, /docs and /redoc, served without any network
+
+    # `trellis --app examples/showcase/app.py db upgrade` finds the migrations next to this file.
+    migrations = Migrations(database, HERE / "migrations")
+    app.state.migrations = migrations
+
+    @app.on_startup
+    async def first_start() -> None:
+        """In development: apply the migrations. Then the demo data, once per database."""
+        if app.settings.debug:
+            await anyio.to_thread.run_sync(migrations.upgrade)
+        password = config.demo_password or (DEV_DEMO_PASSWORD if app.settings.debug else None)
+        await create_demo_data(database, auth, password)
+
+    @auth.object_permission("showcase_note.delete")
+    def authors_delete_their_notes(user: User, note: Note) -> bool:
+        return note.author_id == user.id
+
+    async def publish(event: str, data: object) -> None:
+        await channels.publish(LIVE, {"event": event, "data": data})
+
+    async def find(db: AsyncSession, id: int) -> Note:
+        note = await db.get(Note, id)
+        if note is None:
+            raise HTTPError(404, _("No note with id %(id)s", id=id))
         return note
 
-    async def follow(self) -> AsyncIterator[Note]:
-        queue: asyncio.Queue[Note] = asyncio.Queue()
-        self._listeners.add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._listeners.discard(queue)
+    async def add_note(db: AsyncSession, user: User, text: str) -> Note:
+        note = Note(text=text, author=user)
+        db.add(note)
+        await db.commit()  # committed before the others hear of it
+        await publish("note", NoteOut.of(note))
+        return note
+
+    async def remove_note(db: AsyncSession, user: User, note: Note) -> None:
+        await auth.authorize(user, "showcase_note.delete", note)
+        await db.delete(note)
+        await db.commit()
+        await publish("deleted", {"id": note.id})
+
+    # --- pages --------------------------------------------------------------------------------
+
+    async def home_page(
+        request: Request, user: User | None, db: AsyncSession, form: NoteForm | None = None
+    ) -> Response:
+        if user is not None and form is None:
+            form = await NoteForm.from_request(request)
+        # Only signed-in visitors get a form, hence a CSRF token: an anonymous visit opens no
+        # session, so it costs no cookie and no session record in Redis.
+        return render(
+            "home.html",
+            status_code=422 if form is not None and form.is_bound else 200,
+            user=user,
+            notes=await board(db),
+            form=form,
+            may_pin=await auth.has_perm(user, "showcase_note.change"),
+            may_delete_any=await auth.has_perm(user, "showcase_note.delete"),
+            demo_password=(
+                (config.demo_password or DEV_DEMO_PASSWORD) if app.settings.debug else None
+            ),
+            demo_accounts=DEMO_ACCOUNTS,
+        )
+
+    @app.get("/", name="home", include_in_schema=False)
+    async def home(request: Request, user: OptionalUser, db: Session) -> Response:
+        return await home_page(request, user, db)
+
+    @app.post("/notes", name="post_note", include_in_schema=False)
+    async def post_note(request: Request, user: CurrentUser, db: Session) -> Response:
+        form = await NoteForm.from_request(request)
+        if not form.is_valid:
+            return await home_page(request, user, db, form)
+        await add_note(db, user, form.data["text"])
+        flash(request, _("Your note is on the board."), "success")
+        return RedirectResponse(request.url_for("home"), 303)
+
+    @app.post("/notes/{id:int}/delete", name="delete_note", include_in_schema=False)
+    async def delete_note(id: int, request: Request, user: CurrentUser, db: Session) -> Response:
+        await remove_note(db, user, await find(db, id))
+        flash(request, _("The note was deleted."), "success")
+        return RedirectResponse(request.url_for("home"), 303)
+
+    @app.post(
+        "/notes/{id:int}/pin",
+        name="pin_note",
+        include_in_schema=False,
+        dependencies=[requires("showcase_note.change")],
+    )
+    async def pin_note(id: int, request: Request, db: Session) -> Response:
+        note = await find(db, id)
+        note.pinned = not note.pinned
+        return RedirectResponse(request.url_for("home"), 303)
+
+    @app.get("/events", include_in_schema=False)
+    async def events() -> EventSourceResponse:
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            # Ends when the listener falls too far behind or Redis goes away: the browser's
+            # EventSource then reconnects by itself.
+            async with channels.subscribe(LIVE) as updates:
+                async for message in updates:
+                    update = json.loads(message)
+                    yield ServerSentEvent(update["data"], event=update["event"])
+
+        return EventSourceResponse(stream())
+
+    # --- the JSON API -------------------------------------------------------------------------
+
+    api = Router("/api", name="api", tags=["notes"])
+    signed_in = {401: {"description": "Not signed in"}}
+    found = {404: {"description": "No such note"}}
+
+    @api.get("/notes")
+    async def list_notes(
+        db: Session,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[NoteOut]:
+        """The notes, pinned ones first, newest first."""
+        return [NoteOut.of(note) for note in await board(db, limit=limit, offset=offset)]
+
+    @api.post("/notes", status_code=201, responses=signed_in)
+    async def create_note(
+        form: Annotated[NoteForm, NoteForm.as_dependency()], user: CurrentUser, db: Session
+    ) -> NoteOut:
+        """Post a note as the signed-in user.
+
+        With the session cookie, send the token of `GET /api/auth/csrf` as `X-CSRF-Token`;
+        or sign in with `POST /api/auth/login` and `"token": true` for a bearer token.
+        """
+        return NoteOut.of(await add_note(db, user, form.data["text"]))
+
+    @api.route("/notes/{id:int}", responses=found)
+    class NoteView(View):
+        async def get(self, id: int, db: Session) -> NoteOut:
+            """One note."""
+            return NoteOut.of(await find(db, id))
+
+        async def patch(
+            self,
+            id: int,
+            patch: NotePatch,
+            db: Session,
+            user: Annotated[User, requires("showcase_note.change")],
+        ) -> NoteOut:
+            """Pin or unpin a note (editors)."""
+            note = await find(db, id)
+            note.pinned = patch.pinned
+            await db.flush()
+            return NoteOut.of(note)
+
+        async def delete(self, id: int, user: CurrentUser, db: Session) -> None:
+            """Delete a note (its author, or an editor)."""
+            await remove_note(db, user, await find(db, id))
+
+    app.include(api)
+    return app
 
 
-board = Board()
-app = App(templates_dir=str(HERE / "templates"))
-app.static("/static", str(HERE / "static"))
+async def create_demo_data(database: Database, auth: Auth, password: str | None) -> None:
+    """The welcome notes, and the demo accounts when there is a password; once per database.
+
+    The notes' author, ``trellis``, has no password (nobody signs in as it). Its unique e-mail
+    address makes the first start happen once: a second worker starting at the same moment
+    fails to add it and leaves the rest to the first.
+    """
+    accounts = []
+    if password:
+        for email, username, groups, superuser in DEMO_ACCOUNTS:
+            user = User(email=email, username=username, is_superuser=superuser)
+            await auth.aset_password(user, password)  # slow on purpose: outside the transaction
+            accounts.append((user, groups))
+    try:
+        async with database.transaction() as session:
+            if await auth.find_user(session, "trellis") is not None:
+                return
+            author = User(email="trellis@example.com", username="trellis")
+            session.add(author)
+            await session.flush()
+            session.add_all(Note(text=text, author=author) for text in reversed(WELCOME))
+            for user, groups in accounts:
+                user.groups = list(
+                    await session.scalars(select(Group).where(Group.name.in_(groups)))
+                )
+                session.add(user)
+    except IntegrityError:
+        return  # another process made them
 
 
-@app.on_startup
-def seed() -> None:
-    if not board.notes:
-        board.add("Welcome to Trellis! Post a note below; other tabs see it live.", "trellis")
-
-
-@app.get("/", include_in_schema=False)
-async def home(request: Request) -> HTMLResponse:
-    notes = sorted(board.notes.values(), key=lambda n: n.id, reverse=True)
-    name = unquote(request.cookies.get("name", ""))
-    return render("home.html", notes=notes, name=name)
-
-
-@app.post("/notes", include_in_schema=False)
-async def post_note(request: Request) -> RedirectResponse:
-    form = await request.form()
-    author = str(form.get("author", ""))
-    board.add(str(form.get("text", "")), author)
-    response = RedirectResponse(app.url_for("home"), status_code=303)
-    response.set_cookie("name", _cookie_safe(author), max_age=30 * 24 * 3600)
-    return response
-
-
-@app.get("/events", include_in_schema=False)
-async def events() -> EventSourceResponse:
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for note in board.follow():
-            yield ServerSentEvent(_public(note), event="note", id=str(note.id))
-
-    return EventSourceResponse(stream())
-
-
-api = Router("/api", name="api", tags=["notes"])
-
-
-@api.get("/notes")
-async def list_notes() -> list[dict[str, object]]:
-    return [_public(n) for n in sorted(board.notes.values(), key=lambda n: n.id)]
-
-
-@api.route("/notes/{id:int}")
-class NoteView(View):
-    async def get(self, id: int) -> dict[str, object]:
-        return _public(_find(id))
-
-    async def delete(self, id: int) -> None:
-        _find(id)
-        del board.notes[id]
-
-
-@api.post("/notes", status_code=201)
-async def create_note(request: Request) -> dict[str, object]:
-    data = await request.json()
-    if not isinstance(data, dict):
-        raise HTTPError(422, 'Send a JSON object: {"text": "...", "author": "..."}')
-    return _public(board.add(str(data.get("text", "")), str(data.get("author", ""))))
-
-
-app.include(api)
-app.openapi_info = {"title": "Trellis showcase", "version": "0.1.0"}
-app.install(APIDocs())  # /openapi.json, /docs and /redoc, served without any network
-
-
-def _find(id: int) -> Note:
-    note = board.notes.get(id)
-    if note is None:
-        raise HTTPError(404, f"No note with id {id}")
-    return note
-
-
-def _public(note: Note) -> dict[str, object]:
-    data = asdict(note)
-    data["created"] = note.created.isoformat()
-    return data
-
-
-def _cookie_safe(value: str) -> str:
-    # Cookie values cannot carry spaces, commas or non-ASCII: store the name percent-encoded.
-    return quote(value[:40], safe="")
-
+app = create_app()
 
 if __name__ == "__main__":
     app.run()

@@ -17,12 +17,14 @@ pytestmark = [pytest.mark.server, needs_chromium]
 
 
 @pytest.fixture(scope="module")
-def showcase_url() -> Iterator[str]:
+def showcase_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "TRELLIS_SERVER_PORT": str(port)}
     env.pop("TRELLIS_DEBUG", None)
     command = [sys.executable, str(ROOT / "examples" / "showcase" / "app.py")]
-    with serve(command, port=port, env=env, cwd=ROOT, name="the showcase") as url:
+    # The showcase keeps its SQLite database in the working directory: not the checkout's.
+    cwd = tmp_path_factory.mktemp("showcase")
+    with serve(command, port=port, env=env, cwd=cwd, name="the showcase") as url:
         yield url
 
 

@@ -304,10 +304,15 @@ class RateLimit:
         try:
             # The key dies with its window (plus a second for clock skew between processes).
             count = await self.counter_for(conn).incr(key, ttl=end - now + 1)
-        except Exception:
+        except Exception as exc:
             if not self.fail_open:
-                raise
-            log.warning("rate limit %s: the cache failed; letting the request through", self.name)
+                raise  # a Redis outage becomes a 503 through the Redis battery's handler
+            log.warning(
+                "rate limit %s: the cache failed (%s: %s); letting the request through",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
             return None
         return Usage(self.limit, count, max(1, math.ceil(end - now)))
 

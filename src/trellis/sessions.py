@@ -61,6 +61,8 @@ __all__ = [
 SCOPE_KEY = "trellis.session"
 #: The scope key of the session settings a standalone ``SessionMiddleware`` serves.
 CONFIG_KEY = "trellis.session_config"
+#: The scope key of the error the session store raised while preloading (raised on use).
+LOAD_ERROR_KEY = "trellis.session_error"
 
 # A server-side session id: 32 random bytes, URL-safe base64 without padding.
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -628,11 +630,20 @@ def config_for(scope: Scope) -> SessionConfig:
 
 
 def open_session(conn: HTTPConnection) -> Session:
-    """Return the session of ``conn``, opening it on first use (``conn.session`` calls this)."""
+    """Return the session of ``conn``, opening it on first use (``conn.session`` calls this).
+
+    Raises:
+        Exception: What the session store raised when it failed to load this request's
+            session (it is down): the request cannot be served without its session.
+    """
     scope = conn.scope
     session: Session | None = scope.get(SCOPE_KEY)
     if session is not None:
         return session
+    error: Exception | None = scope.get(LOAD_ERROR_KEY)
+    if error is not None:
+        # The store failed to load it: a request that needs its session cannot be served.
+        raise error
     config = config_for(scope)
     if config.store is None:
         session = config.open_cookie(conn)

@@ -525,7 +525,9 @@ def test_server_side_round_trips_only_when_needed() -> None:
         assert store.calls == ["load"]  # preloaded: the handler might read it
 
 
-def test_a_store_that_fails_to_load_gives_a_500(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_store_that_fails_to_load_fails_only_requests_that_use_the_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     class Broken(MemorySessionBackend):
         async def load(self, session_id: str) -> dict[str, Any] | None:
             raise ConnectionError("store down")
@@ -537,14 +539,22 @@ def test_a_store_that_fails_to_load_gives_a_500(caplog: pytest.LogCaptureFixture
     async def index() -> str:
         return "ok"
 
+    @app.get("/mine")
+    async def mine(request: Request) -> str:
+        return str(request.session.get("name"))
+
     with (
         TestClient(app, cookies={"session": "a" * 43}) as client,
-        caplog.at_level(logging.ERROR, "trellis.error"),
+        caplog.at_level(logging.WARNING),
     ):
-        response = client.get("/")
-    assert response.status_code == 500
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert "store down" in caplog.text
+        served = client.get("/")
+        failed = client.get("/mine")
+    assert served.status_code == 200, served.text
+    assert "session" not in served.headers.get("set-cookie", "")
+    assert failed.status_code == 500
+    assert failed.headers["x-content-type-options"] == "nosniff"
+    assert "the session could not be loaded (ConnectionError: store down)" in caplog.text
+    assert "unhandled error in GET /mine" in caplog.text
 
 
 def test_a_store_set_by_the_lifespan_is_used() -> None:

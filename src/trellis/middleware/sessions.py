@@ -11,7 +11,14 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from trellis.sessions import CONFIG_KEY, SCOPE_KEY, Session, SessionBackend, SessionConfig
+from trellis.sessions import (
+    CONFIG_KEY,
+    LOAD_ERROR_KEY,
+    SCOPE_KEY,
+    Session,
+    SessionBackend,
+    SessionConfig,
+)
 from trellis.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -108,17 +115,27 @@ class _Layer:
             if self.expose:
                 scope[CONFIG_KEY] = self.sessions
             if self.must_load(scope):
-                await self.sessions.preload(scope)
+                await self.load(scope, receive, send)
         await self.app(scope, receive, send)
 
     async def load(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Preload the server-side session; on a store failure answer 500 and return False."""
+        """Preload the server-side session; the request goes on when the store fails.
+
+        The store's error is kept in the scope and raised where the session is touched, so
+        a request that needs its session fails (through the app's error handling: 503 for
+        an outage the store's battery maps, else 500) and one that does not is served.
+        Always true (the request goes on).
+        """
         assert self.sessions is not None
         try:
             await self.sessions.preload(scope)
         except Exception as exc:
-            await self._fail(scope, receive, send, exc, add_headers=False)
-            return False
+            scope[LOAD_ERROR_KEY] = exc
+            log.warning(
+                "the session could not be loaded (%s: %s); the request goes on without it",
+                type(exc).__name__,
+                exc,
+            )
         return True
 
     def wrap(self, scope: Scope, send: Send) -> Send:

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from trellis.contrib.cache._values import check_key
-from trellis.exceptions import ConfigurationError, TrellisError
+from trellis.exceptions import ConfigurationError, HTTPError, TrellisError
 
 if TYPE_CHECKING:
     from trellis.app import App
+    from trellis.http.request import Request
+    from trellis.http.response import Response
 
 __all__ = ["RedisUnavailableError", "redact"]
 
+log = logging.getLogger("trellis.redis")
+
 _SECRET_PARAMS = frozenset({"password"})
+
+#: What a client is told when Redis is unreachable: nothing about Redis itself.
+UNAVAILABLE_DETAIL = "A service this application depends on is unavailable."
+#: Seconds a client is asked to wait before trying again.
+RETRY_AFTER = 5
 
 
 class RedisUnavailableError(TrellisError):
@@ -43,6 +57,16 @@ def redact(url: str) -> str:
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _retry() -> Retry:
+    """One immediate retry on a connection error, none on a timeout.
+
+    A pooled connection that Redis closed (it restarted) fails its next command: the retry
+    reconnects, so the first requests after an outage do not fail. A timeout is not retried:
+    it would double the wait of a request on a Redis that no longer answers.
+    """
+    return Retry(NoBackoff(), 1, (RedisConnectionError,))
 
 
 def milliseconds(ttl: float) -> int:
@@ -71,7 +95,9 @@ class RedisStore:
         connect_timeout: Seconds to wait for a connection to Redis.
         timeout: Seconds to wait for an answer to a command (``None``: forever).
         options: More options of ``redis.asyncio.Redis.from_url`` (``max_connections``,
-            TLS settings ...), with a URL only.
+            TLS settings, ``retry`` ...), with a URL only. By default a command that meets a
+            closed connection is retried once on a new one (Redis restarted), a timeout is
+            not retried.
     """
 
     #: Where ``install`` puts the store: ``app.state.<state_name>``.
@@ -95,7 +121,7 @@ class RedisStore:
                     url_or_client,
                     socket_connect_timeout=connect_timeout,
                     socket_timeout=timeout,
-                    **options,
+                    **{"retry": _retry(), **options},
                 )
             except ValueError as exc:
                 raise ConfigurationError(f"invalid Redis URL {self.url!r}: {exc}") from None
@@ -129,6 +155,10 @@ class RedisStore:
     def setup(self, app: App) -> None:
         """Install on ``app``: ``app.state.<name>``, connect at start-up, close at shut-down.
 
+        Also makes Redis outages 503 answers: a Redis connection error or timeout that reaches
+        the application (from a handler, the session layer, a rate limit, a cache call) gets
+        ``503`` with ``Retry-After``, and the reason goes to the ``trellis.redis`` log.
+
         Raises:
             ConfigurationError: the application has another store of this kind already.
         """
@@ -139,6 +169,7 @@ class RedisStore:
         setattr(app.state, name, self)
         app.on_startup(self.connect)
         app.on_shutdown(self.close)
+        install_outage_handler(app, self.client)
 
     async def connect(self) -> None:
         """Reach Redis now (the app calls this at start-up): fail early, not at a request.
@@ -185,3 +216,59 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url} prefix={self.prefix!r}>"
+
+
+# -- outages -------------------------------------------------------------------------------------
+
+
+class _OutageHandler:
+    """The exception handler for Redis outages: 503 to the client, the reason to the log."""
+
+    __slots__ = ("secrets",)
+
+    def __init__(self) -> None:
+        # Passwords of the installed clients, hidden from logged messages.
+        self.secrets: set[str] = set()
+
+    def __call__(self, request: Request, exc: Exception) -> Response:
+        from trellis.http.errors import error_response, wants_html
+
+        reason = str(exc) or type(exc).__name__
+        for secret in self.secrets:
+            reason = reason.replace(secret, "***")
+        log.error(
+            "Redis is unavailable: %s %s answered 503 (%s: %s)",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            reason,
+        )
+        error = HTTPError(503, UNAVAILABLE_DETAIL, {"Retry-After": str(RETRY_AFTER)})
+        return error_response(
+            error, html_page=wants_html(request.headers.get("accept")), instance=request.path
+        )
+
+
+#: What the outage handler answers for.
+_OUTAGES: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisUnavailableError,
+)
+
+
+def install_outage_handler(app: App, client: Redis) -> None:
+    """Answer Redis connection errors and timeouts with 503 in ``app`` (once per app).
+
+    An exception handler the application registered for one of them first stays.
+    """
+    handlers: dict[Any, Any] = getattr(app, "_exception_handlers", {})
+    handler = next((h for h in handlers.values() if isinstance(h, _OutageHandler)), None)
+    if handler is None:
+        handler = _OutageHandler()
+        for exc_type in _OUTAGES:
+            if exc_type not in handlers:  # the application's own wins
+                app.exception_handler(exc_type)(handler)
+    password = client.connection_pool.connection_kwargs.get("password")
+    if password:
+        handler.secrets.add(str(password))

@@ -21,11 +21,14 @@ and fail at once with ``RedisUnavailableError`` in between.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from trellis.contrib.redis._client import RedisStore, RedisUnavailableError
@@ -256,6 +259,12 @@ class RedisChannels(RedisStore):
             raise RedisUnavailableError(
                 f"cannot connect to Redis at {self.url}: {exc or type(exc).__name__}"
             ) from exc
+        connection: Any = pubsub.connection  # typed as None by redis-py, set by connect()
+        if connection is not None:
+            # The client's retry would reconnect the subscriber behind our back, and its
+            # listeners would never learn that they missed messages: a lost connection must
+            # reach _read and cut them off.
+            connection.retry = Retry(NoBackoff(), 0)
         if self._delay > _FIRST_DELAY:
             log.info("channels: connected to Redis at %s again", self.url)
         self._retry_at, self._delay = 0.0, _FIRST_DELAY
@@ -319,7 +328,12 @@ class RedisChannels(RedisStore):
 
 
 async def _close_quietly(pubsub: PubSub) -> None:
+    connection: Any = pubsub.connection
     try:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
     except (RedisError, OSError):
         pass
+    if connection is not None:
+        # Back in the pool: commands on it retry as the client's other connections do.
+        retry = pubsub.connection_pool.connection_kwargs.get("retry")
+        connection.retry = copy.deepcopy(retry) if retry is not None else Retry(NoBackoff(), 0)

@@ -1,9 +1,10 @@
-"""In-process cost of ``trellis.contrib.ops.Metrics`` per request (no server, no socket).
+"""In-process cost of request ids and ``trellis.contrib.ops.Metrics`` per request.
 
-Calls the app's ASGI callable directly in a loop inside one coroutine, as
-``profile_app.py`` does, for three apps: plain, with a no-op middleware (what any app
-middleware costs: the app leaves its inlined fast path), and with ``Metrics`` installed. The
-figures are CPU microseconds per request, the best of ``--repeat`` rounds.
+No server, no socket: calls the app's ASGI callable directly in a loop inside one coroutine,
+as ``profile_app.py`` does, for four apps: without request ids (``request_id=False``), plain
+(the defaults: request ids on), with a no-op middleware (what any app middleware costs: the
+app leaves its inlined fast path), and with ``Metrics`` installed. The figures are CPU
+microseconds per request, the best of ``--repeat`` rounds.
 
     .venv/bin/python bench/ops_metrics_overhead.py
 """
@@ -32,7 +33,7 @@ class Noop:
 
 
 def make(kind: str) -> App:
-    app = App()
+    app = App(request_id=kind != "no-ids")
 
     @app.get("/plaintext")
     async def plaintext() -> str:
@@ -92,12 +93,16 @@ async def main() -> None:
     parser.add_argument("--number", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    apps = {kind: make(kind) for kind in ("plain", "noop", "metrics")}
-    print(f"{'path':<16}{'plain':>10}{'noop mw':>10}{'metrics':>10}{'metrics-plain':>15}")
+    apps = {kind: make(kind) for kind in ("no-ids", "plain", "noop", "metrics")}
+    print(
+        f"{'path':<16}{'no ids':>10}{'plain':>10}{'ids cost':>10}{'noop mw':>10}{'metrics':>10}"
+        f"{'metrics-plain':>15}"
+    )
     for path in ("/plaintext", "/users/42"):
         figures = {k: await measure(a, path, args.number, args.repeat) for k, a in apps.items()}
         print(
-            f"{path:<16}{figures['plain']:>9.2f}µ{figures['noop']:>9.2f}µ"
+            f"{path:<16}{figures['no-ids']:>9.2f}µ{figures['plain']:>9.2f}µ"
+            f"{figures['plain'] - figures['no-ids']:>9.2f}µ{figures['noop']:>9.2f}µ"
             f"{figures['metrics']:>9.2f}µ{figures['metrics'] - figures['plain']:>14.2f}µ"
         )
 

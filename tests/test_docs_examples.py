@@ -49,6 +49,7 @@ OTHER_PAGES = (
     "admin.md",
     "operations.md",
     "rate-limits.md",
+    "tasks.md",
 )
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 

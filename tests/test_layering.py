@@ -22,6 +22,7 @@ BATTERY_LIBS = (
     "jwt",
     "authlib",
     "prometheus_client",
+    "opentelemetry",
 )
 # Loaded on first use by the core, never by ``import trellis`` itself.
 LAZY_LIBS = (

@@ -1,17 +1,27 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import httpx
 import pytest
 
+from browser_helpers import free_port
+from trellis import App, BackgroundTasks, Depends, Request
 from trellis.logging import JSONFormatter, TextFormatter, configure_logging, request_id_of
 from trellis.middleware.request_id import RequestIDLogFilter, request_id_var
+from trellis.testing import TestClient
+from trellis.websockets import WebSocket
 
 
 def make_record(
@@ -241,7 +251,10 @@ def test_applied_config_access_lines_go_to_stdout(capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_docs_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+def test_docs_examples_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRELLIS_DEBUG", "1")  # as tests/test_docs_examples.py runs them
     page = Path(__file__).resolve().parents[1] / "docs" / "logging.md"
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
     assert len(blocks) >= 3
@@ -249,3 +262,320 @@ def test_docs_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
         exec(compile(block, str(page), "exec", dont_inherit=True), {"__name__": "docs_example"})
     logging.getLogger("docs").warning("configured by the last example")
     assert json.loads(capsys.readouterr().out)["logger"] == "docs"
+
+
+# -- request ids on every line of a request --------------------------------------------------
+
+
+@pytest.fixture
+def json_log() -> Iterator[list[dict[str, Any]]]:
+    """JSON lines of ``tests.logging.app`` and ``trellis.error``, formatted as they are logged."""
+    lines: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(self.format(record)))
+
+    handler = Collect()
+    handler.setFormatter(JSONFormatter())
+    loggers = [logging.getLogger("tests.logging.app"), logging.getLogger("trellis.error")]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    try:
+        yield lines
+    finally:
+        for lg, (level, propagate) in zip(loggers, saved, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+def logging_app(**settings: Any) -> App:
+    app = App(debug=True, **settings)
+    log = logging.getLogger("tests.logging.app")
+
+    def dependency() -> str:
+        log.info("dependency")
+        return "dep"
+
+    def sync_task() -> None:
+        log.info("background, sync")
+
+    async def async_task() -> None:
+        log.info("background, async")
+
+    @app.get("/work")
+    async def work(
+        request: Request, tasks: BackgroundTasks, dep: Annotated[str, Depends(dependency)]
+    ) -> dict[str, Any]:
+        log.info("handler")
+        tasks.add_task(sync_task)
+        tasks.add_task(async_task)
+        await asyncio.create_task(spawned())
+        return {"state": request.state.request_id, "var": request_id_var.get()}
+
+    async def spawned() -> None:
+        log.info("task started by the handler")
+
+    @app.get("/sync")
+    def sync_handler() -> str:
+        log.info("sync handler")
+        return "ok"
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("handler crashed")
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(str(websocket.scope["trellis.request_id"]))
+        await websocket.close()
+
+    return app
+
+
+def test_every_line_of_a_request_carries_its_id(json_log: list[dict[str, Any]]) -> None:
+    with TestClient(logging_app()) as client:
+        response = client.get("/work")
+        sync = client.get("/sync")
+        crash = client.get("/boom")
+    request_id = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", request_id)  # UUID4
+    assert response.json() == {"state": request_id, "var": request_id}
+    assert [(line["message"], line["request_id"]) for line in json_log[:5]] == [
+        ("dependency", request_id),
+        ("handler", request_id),
+        ("task started by the handler", request_id),
+        ("background, sync", request_id),
+        ("background, async", request_id),
+    ]
+    assert json_log[5]["message"] == "sync handler"
+    assert json_log[5]["request_id"] == sync.headers["x-request-id"] != request_id
+    error = json_log[6]
+    assert error["logger"] == "trellis.error"
+    assert error["request_id"] == crash.headers["x-request-id"]
+    assert "RuntimeError: handler crashed" in error["exception"]
+    assert len(json_log) == 7
+    assert request_id_var.get() is None
+
+
+def test_incoming_ids_are_kept_when_trusted_and_valid() -> None:
+    with TestClient(logging_app()) as client:
+        kept = client.get("/work", headers={"X-Request-ID": "edge-7f3a.42"})
+        replaced = client.get("/work", headers={"X-Request-ID": "two words"})
+    assert kept.headers["x-request-id"] == "edge-7f3a.42" == kept.json()["var"]
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["x-request-id"])
+    with TestClient(logging_app(trust_request_id=False)) as client:
+        distrusted = client.get("/work", headers={"X-Request-ID": "edge-7f3a.42"})
+    assert re.fullmatch(r"[0-9a-f]{32}", distrusted.headers["x-request-id"])
+
+
+def test_websockets_get_an_id_too() -> None:
+    with TestClient(logging_app()) as client, client.websocket_connect("/ws") as ws:
+        assert re.fullmatch(r"[0-9a-f]{32}", ws.receive_text())
+
+
+def test_request_ids_can_be_turned_off(json_log: list[dict[str, Any]]) -> None:
+    with TestClient(logging_app(request_id=False)) as client:
+        response = client.get("/sync")
+        crash = client.get("/boom")
+    assert "x-request-id" not in response.headers
+    handler_line, error = json_log
+    assert handler_line["request_id"] is None
+    # The error page still has a reference, made up when the error happens.
+    assert error["request_id"] == crash.headers["x-request-id"]
+
+
+@pytest.mark.anyio
+async def test_the_id_is_reset_after_the_request_and_the_first_request_gets_one() -> None:
+    app = logging_app()  # not built: the first request builds it
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        first = await client.get("/work")
+        assert request_id_var.get() is None  # the client runs the app in this very task
+        second = await client.get("/work")
+    assert first.json()["var"] == first.headers["x-request-id"]
+    assert second.json()["var"] == second.headers["x-request-id"] != first.headers["x-request-id"]
+
+
+def test_a_mounted_trellis_app_keeps_the_id() -> None:
+    inner = App(debug=True)
+
+    @inner.get("/id")
+    async def whoami() -> str | None:
+        return request_id_var.get()
+
+    outer = App(debug=True)
+    outer.mount("/inner", inner)
+    with TestClient(outer) as client:
+        response = client.get("/inner/id")
+    assert response.json() == response.headers["x-request-id"]
+    assert response.headers.get_list("x-request-id") == [response.json()]  # one header, not two
+
+
+# -- over a real server: trellis run --log-format json ----------------------------------------
+
+SERVER_APP = """
+import asyncio
+import logging
+from typing import Annotated
+
+from sqlalchemy import text
+
+from trellis import App, BackgroundTasks, Depends
+from trellis.contrib.db import Database, Session
+
+log = logging.getLogger("web")
+app = App()
+app.install(Database("sqlite://"))
+arrived = 0
+both = asyncio.Event()
+
+
+def dependency() -> str:
+    log.info("dependency")
+    return "dep"
+
+
+def after_the_response() -> None:
+    log.info("background task")
+
+
+@app.get("/ready")
+async def ready() -> str:
+    return "ok"
+
+
+@app.get("/work")
+async def work(
+    db: Session, tasks: BackgroundTasks, dep: Annotated[str, Depends(dependency)]
+) -> int:
+    log.info("handler")
+    tasks.add_task(after_the_response)
+    return int((await db.execute(text("select 41 + 1"))).scalar_one())
+
+
+@app.get("/boom")
+async def boom() -> None:
+    log.warning("about to fail")
+    raise RuntimeError("the handler crashed")
+
+
+@app.get("/pair/{n}")
+async def pair(n: int) -> int:
+    global arrived
+    log.info("pair %s waits", n)
+    arrived += 1
+    if arrived == 2:
+        both.set()
+    await asyncio.wait_for(both.wait(), 15)  # both requests are in flight together
+    log.info("pair %s done", n)
+    return n
+"""
+
+
+def _server_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_")}
+    env.update(
+        TRELLIS_SECRET_KEY="a-test-secret-key-that-is-long-enough-for-production",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+@pytest.mark.server
+def test_json_lines_of_a_real_server_share_the_request_id(tmp_path: Path) -> None:
+    (tmp_path / "web.py").write_text(SERVER_APP, encoding="utf-8")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    command = [sys.executable, "-m", "trellis.cli", "run", "web:app", "--port", str(port)]
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*command, "--log-format", "json"],
+            cwd=tmp_path,
+            env=_server_env(TRELLIS_DATABASE_ECHO="1"),
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, err.read_text()
+            try:
+                if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start:\n" + err.read_text()
+            time.sleep(0.1)
+        with httpx.Client(base_url=url, timeout=20) as client:
+            work = client.get("/work")
+            boom = client.get("/boom")
+            incoming = client.get("/work", headers={"X-Request-ID": "edge-42"})
+
+        async def concurrently() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=20) as client:
+                return list(await asyncio.gather(client.get("/pair/1"), client.get("/pair/2")))
+
+        pair = asyncio.run(concurrently())
+        time.sleep(0.5)  # the background task's line
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert work.json() == 42 and boom.status_code == 500 and incoming.status_code == 200
+    assert incoming.headers["x-request-id"] == "edge-42"  # trusted: the proxy's id is kept
+
+    access = [json.loads(line) for line in out.read_text().splitlines()]
+    messages = [json.loads(line) for line in err.read_text().splitlines()]  # every line JSON
+
+    def lines_of(response: httpx.Response) -> list[tuple[str, str]]:
+        request_id = response.headers["x-request-id"]
+        return [
+            (line["logger"], line["message"])
+            for line in [*access, *messages]
+            if line["request_id"] == request_id
+        ]
+
+    sql = [
+        ("sqlalchemy.engine.Engine", "BEGIN (implicit)"),
+        ("sqlalchemy.engine.Engine", "select 41 + 1"),
+        ("sqlalchemy.engine.Engine", "COMMIT"),
+    ]
+    for response in (work, incoming):
+        found = lines_of(response)
+        loggers = [logger for logger, _ in found]
+        assert loggers.count("uvicorn.access") == 1
+        assert ("web", "dependency") in found
+        assert ("web", "handler") in found
+        assert ("web", "background task") in found
+        assert all(line in found for line in sql), found
+
+    crash = lines_of(boom)
+    assert ("web", "about to fail") in crash
+    assert [logger for logger, _ in crash].count("uvicorn.access") == 1
+    [error] = [line for line in messages if line["logger"] == "trellis.error"]
+    assert error["request_id"] == boom.headers["x-request-id"]
+    assert error["exception"].startswith("Traceback (most recent call last):")
+    assert "RuntimeError: the handler crashed" in error["exception"]
+
+    first, second = pair
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    for n, response in ((1, first), (2, second)):
+        found = lines_of(response)
+        assert ("web", f"pair {n} waits") in found
+        assert ("web", f"pair {n} done") in found
+        assert not any(message.startswith(f"pair {3 - n}") for _, message in found)
+    # Interleaved: the second started before the first was done, yet each kept its own id.
+    order = [line["message"] for line in messages if line["message"].startswith("pair")]
+    assert order.index("pair 1 done") > 1 and order.index("pair 2 done") > 1

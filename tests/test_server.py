@@ -13,17 +13,15 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
+from server_helpers import TIMEOUT, ServerProcess, clean_env, free_port, trellis, write
 from trellis import App, ConfigurationError
 from trellis.server import RUN_FROM_CLI_ENV, serve
-
-TIMEOUT = 20.0
-SECRET = "a-test-secret-key-that-is-long-enough-for-production"
 
 APP = """
     import os
@@ -41,98 +39,6 @@ APP = """
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_")}
-    env["TRELLIS_SECRET_KEY"] = SECRET
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-class ServerProcess:
-    """A server subprocess whose output goes to files; always killed on the way out."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.out_path = cwd / "server.out"
-        self.err_path = cwd / "server.err"
-        with self.out_path.open("w") as out, self.err_path.open("w") as err:
-            self.proc = subprocess.Popen(
-                args, cwd=cwd, env=env or clean_env(), stdout=out, stderr=err
-            )
-
-    @property
-    def stdout(self) -> str:
-        return self.out_path.read_text()
-
-    @property
-    def stderr(self) -> str:
-        return self.err_path.read_text()
-
-    def get(self, path: str = "/", *, url: str, transport: Any = None) -> httpx.Response:
-        """GET ``url + path``, retrying until the server answers or ``TIMEOUT`` passes."""
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.stderr}")
-            try:
-                with httpx.Client(transport=transport, timeout=2.0) as client:
-                    return client.get(url + path)
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"server did not answer in {TIMEOUT}s:\n{self.stderr}")
-                time.sleep(0.05)
-
-    def wait_for_socket(self, path: Path) -> None:
-        """Wait until the server accepts connections on the Unix socket ``path``.
-
-        Probed with a plain socket: httpx leaks a socket for each refused Unix connection.
-        """
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.stderr}")
-            with socket.socket(socket.AF_UNIX) as sock:
-                try:
-                    sock.connect(str(path))
-                    return
-                except OSError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"server did not listen in {TIMEOUT}s:\n{self.stderr}")
-            time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=TIMEOUT)
-
-    def wait_exit(self) -> int:
-        return self.proc.wait(timeout=TIMEOUT)
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=TIMEOUT)
-
-
-def write(path: Path, source: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(source), encoding="utf-8")
-    return path
-
-
-def trellis(*args: str) -> list[str]:
-    return [sys.executable, "-m", "trellis.cli", *args]
-
-
 # -- trellis run ----------------------------------------------------------------------------
 
 
@@ -146,8 +52,8 @@ def test_run_serves_http_and_stops_cleanly(tmp_path: Path, sig: int) -> None:
         assert response.status_code == 200
         assert response.text == "Hello from trellis run"
         assert "server" not in response.headers  # no Server header by default
-        # uvicorn shuts down gracefully, then re-raises SIGTERM so the process reports it.
-        assert server.stop(sig) in (0, -signal.SIGTERM)
+        # A graceful shut-down on SIGINT or SIGTERM exits with status 0.
+        assert server.stop(sig) == 0
     assert "Application shutdown complete" in server.stderr
     assert f"running on http://127.0.0.1:{port}" in server.stderr
     assert '"GET / HTTP/1.1" 200' in server.stdout  # the access log
@@ -300,99 +206,200 @@ def test_generated_single_file_app_runs_with_python(tmp_path: Path) -> None:
 # -- serve() without a server ---------------------------------------------------------------
 
 
+class Served:
+    """What ``serve()`` handed to uvicorn, with ``uvicorn.Server.run`` and ``uvicorn.run`` faked."""
+
+    def __init__(self) -> None:
+        self.configs: list[uvicorn.Config] = []
+        self.addresses: list[list[Any]] = []  # the sockets' names, for each Server.run
+        self.runs: list[tuple[Any, dict[str, Any]]] = []  # the calls of uvicorn.run
+
+    @property
+    def config(self) -> uvicorn.Config:
+        [config] = self.configs
+        return config
+
+
 @pytest.fixture
-def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, dict[str, Any]]]]:
-    calls: list[tuple[Any, dict[str, Any]]] = []
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    record = Served()
+
+    def fake_server_run(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        record.configs.append(self.config)
+        record.addresses.append([sock.getsockname() for sock in sockets or []])
+        self.started = True
 
     def fake_run(app: Any, **options: Any) -> None:
-        calls.append((app, options))
+        record.runs.append((app, options))
 
-    monkeypatch.setattr("uvicorn.run", fake_run)
+    monkeypatch.setattr(uvicorn.Server, "run", fake_server_run)
+    monkeypatch.setattr(uvicorn, "run", fake_run)
     monkeypatch.delenv(RUN_FROM_CLI_ENV, raising=False)
-    yield calls
+    yield record
     os.environ.pop(RUN_FROM_CLI_ENV, None)
 
 
-def test_serve_options_for_uvicorn(uvicorn_calls: list[tuple[Any, dict[str, Any]]]) -> None:
-    app = App(debug=True, server_port=9321, log_format="json", access_log=False)
+def test_serve_options_for_uvicorn(served: Served) -> None:
+    app = App(debug=True, server_port=0, log_format="json", access_log=False)
     serve(app)
-    [(served, options)] = uvicorn_calls
-    assert served is app
-    assert options["host"] == "127.0.0.1"
-    assert options["port"] == 9321
-    assert options["proxy_headers"] is False
-    assert options["server_header"] is False
-    assert options["lifespan"] == "on"
-    assert options["loop"] == "auto"
-    assert options["http"] == "auto"
-    assert options["access_log"] is False
-    assert options["log_level"] == "info"
-    config = options["log_config"]
-    assert config["formatters"]["default"]["()"] == "trellis.logging.JSONFormatter"
-    assert config["loggers"]["uvicorn.access"]["handlers"] == []
+    config = served.config
+    assert config.app is app
+    [[(host, port)]] = served.addresses
+    assert host == "127.0.0.1" and port > 0
+    assert config.proxy_headers is False
+    assert config.server_header is False
+    assert config.lifespan == "on"
+    assert config.loop == "auto"
+    assert config.http == "auto"
+    assert config.access_log is False
+    assert config.log_level == "info"
+    assert config.timeout_graceful_shutdown == 30  # the server_graceful_timeout setting
+    assert isinstance(config.log_config, dict)
+    assert config.log_config["formatters"]["default"]["()"] == "trellis.logging.JSONFormatter"
+    assert config.log_config["loggers"]["uvicorn.access"]["handlers"] == []
 
 
-def test_serve_arguments_win(uvicorn_calls: list[tuple[Any, dict[str, Any]]]) -> None:
+def test_serve_arguments_win(served: Served) -> None:
     custom = {"version": 1}
     serve(
-        App(debug=True),
-        "0.0.0.0",
-        8001,
+        App(debug=True, server_graceful_timeout=5),
+        "127.0.0.1",
+        0,
         log_level="DEBUG",
         proxy_headers=True,
         root_path="/api",
         log_config=custom,
         timeout_keep_alive=9,
+        graceful_timeout=2.5,
     )
-    [(_, options)] = uvicorn_calls
-    assert (options["host"], options["port"], options["log_level"]) == ("0.0.0.0", 8001, "debug")
-    assert options["proxy_headers"] is True
-    assert options["root_path"] == "/api"
-    assert options["log_config"] is custom
-    assert options["timeout_keep_alive"] == 9
+    config = served.config
+    assert config.log_level == "debug"
+    assert config.proxy_headers is True
+    assert config.root_path == "/api"
+    assert config.log_config is custom
+    assert config.timeout_keep_alive == 9
+    assert config.timeout_graceful_shutdown == 2.5
 
 
-def test_serve_import_string_for_workers(uvicorn_calls: list[tuple[Any, dict[str, Any]]]) -> None:
-    serve("pkg.web:app", workers=4)
-    [(served, options)] = uvicorn_calls
-    assert served == "pkg.web:app"
-    assert options["workers"] == 4
-    assert "lifespan" not in options
+def test_serve_binds_every_address(served: Served, tmp_path: Path) -> None:
+    path = tmp_path / "web.sock"
+    serve(App(debug=True), binds=["127.0.0.1:0", f"unix:{path}", "localhost:0"])
+    [names] = served.addresses
+    assert names[0][0] == "127.0.0.1"
+    assert names[1] == str(path)
+    assert all(name[0] in ("127.0.0.1", "::1") for name in names[2:])
+    assert not path.exists()  # removed when the server stopped
+
+
+def test_serve_reload_with_one_bind(served: Served) -> None:
+    serve("pkg.web:app", binds=["[::1]:8123"], reload=True)
+    [(app, options)] = served.runs
+    assert app == "pkg.web:app"
+    assert (options["host"], options["port"], options["reload"]) == ("::1", 8123, True)
+    del os.environ[RUN_FROM_CLI_ENV]  # set by the first call, for the reloaded process
+    with pytest.raises(ConfigurationError, match="--reload listens on one address"):
+        serve("pkg.web:app", binds=["127.0.0.1:8123", "unix:web.sock"], reload=True)
+
+
+def test_serve_import_string(served: Served) -> None:
+    serve("pkg.web:app", port=0)
+    assert served.config.app == "pkg.web:app"
+    assert served.config.lifespan == "auto"
     # The workers import the module: an app.run() in it must not serve again.
     assert os.environ[RUN_FROM_CLI_ENV] == "1"
 
 
 @pytest.mark.parametrize(("options", "word"), [({"reload": True}, "reload"), ({"workers": 2}, "")])
 def test_serve_refuses_reload_and_workers_with_an_app_object(
-    uvicorn_calls: list[tuple[Any, dict[str, Any]]], options: dict[str, Any], word: str
+    served: Served, options: dict[str, Any], word: str
 ) -> None:
     with pytest.raises(ConfigurationError, match="import string") as info:
         serve(App(debug=True), **options)
     assert "trellis run module:app" in str(info.value)
-    assert uvicorn_calls == []
+    assert served.configs == [] and served.runs == []
 
 
-def test_serve_refuses_bad_values(uvicorn_calls: list[tuple[Any, dict[str, Any]]]) -> None:
+def test_serve_refuses_bad_values(served: Served) -> None:
     with pytest.raises(ConfigurationError, match="workers=0"):
         serve("m:app", workers=0)
     with pytest.raises(ConfigurationError, match="log_format='xml'"):
         serve(App(debug=True), log_format="xml")
+    with pytest.raises(ConfigurationError, match="graceful_timeout=-1"):
+        serve(App(debug=True), graceful_timeout=-1)
+    with pytest.raises(ConfigurationError, match="not both"):
+        serve(App(debug=True), port=8000, binds=["127.0.0.1:8000"])
+    with pytest.raises(ConfigurationError, match="binds is empty"):
+        serve(App(debug=True), binds=[])
+    assert served.configs == []
+
+
+@pytest.mark.parametrize(
+    ("bind", "message"),
+    [
+        ("8000", "is not an address"),
+        (":8000", "is not an address"),
+        ("127.0.0.1", "is not an address"),
+        ("::1:8000", "is not an address"),
+        ("127.0.0.1:http", "the port must be a number"),
+        ("127.0.0.1:70000", "the port must be a number"),
+        ("[localhost]:8000", "is not an IPv6 address"),
+        ("unix:", "has no socket path"),
+        ("no-such-host.invalid:8000", "cannot listen on no-such-host.invalid:8000"),
+        ("192.0.2.1:8000", "no network interface of this machine has that address"),
+    ],
+)
+def test_serve_refuses_a_bad_bind(served: Served, bind: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        serve(App(debug=True), binds=["127.0.0.1:0", bind])
+    assert served.configs == []
+
+
+def test_serve_refuses_an_address_in_use(served: Served, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "web.sock"
+        with pytest.raises(ConfigurationError, match="already in use"):
+            serve(App(debug=True), binds=[f"unix:{path}", f"127.0.0.1:{port}"])
+    assert not path.exists()  # what was bound before the failure is undone
+    assert served.configs == []
+
+
+def test_serve_replaces_a_stale_unix_socket_but_not_a_live_one(
+    served: Served, tmp_path: Path
+) -> None:
+    path = tmp_path / "web.sock"
+    with socket.socket(socket.AF_UNIX) as dead:  # a server that died without cleaning up
+        dead.bind(str(path))
+    assert path.exists()
+    serve(App(debug=True), binds=[f"unix:{path}"])
+    assert len(served.configs) == 1
+    with socket.socket(socket.AF_UNIX) as live:
+        live.bind(str(path))
+        live.listen()
+        with pytest.raises(ConfigurationError, match="another server is listening"):
+            serve(App(debug=True), binds=[f"unix:{path}"])
+    path.unlink()
+    path.write_text("not a socket")
+    with pytest.raises(ConfigurationError, match="exists and is not a socket"):
+        serve(App(debug=True), binds=[f"unix:{path}"])
+    assert path.read_text() == "not a socket"
+    assert len(served.configs) == 1
 
 
 def test_serve_does_nothing_while_the_cli_imports(
-    uvicorn_calls: list[tuple[Any, dict[str, Any]]],
+    served: Served,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv(RUN_FROM_CLI_ENV, "1")
     serve(App(debug=True))
-    assert uvicorn_calls == []
+    assert served.configs == [] and served.runs == []
     assert "ignoring app.run()" in capsys.readouterr().err
 
 
-def test_docs_examples_run(
-    monkeypatch: pytest.MonkeyPatch, uvicorn_calls: list[tuple[Any, dict[str, Any]]]
-) -> None:
+def test_docs_examples_run(monkeypatch: pytest.MonkeyPatch, served: Served) -> None:
     # As under the trellis command, app.run() and serve() return at once.
     monkeypatch.setenv(RUN_FROM_CLI_ENV, "1")
     page = Path(__file__).resolve().parents[1] / "docs" / "server.md"
@@ -401,4 +408,4 @@ def test_docs_examples_run(
     namespace: dict[str, Any] = {"__name__": "docs_example"}
     for block in blocks:
         exec(compile(block, str(page), "exec", dont_inherit=True), namespace)
-    assert uvicorn_calls == []
+    assert served.configs == [] and served.runs == []

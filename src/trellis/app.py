@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from urllib.parse import quote, urlencode
 
 from trellis.datastructures import State
@@ -41,20 +41,28 @@ from trellis.http.request import Request
 from trellis.http.response import RedirectResponse, Response
 from trellis.routing._matcher import Leaf, Matcher
 from trellis.routing._template import HostTemplate, PathTemplate
+from trellis.routing.matched import MatchedRoute
 from trellis.routing.router import FlatMount, FlatRoute, Router, flatten
 from trellis.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from contextvars import ContextVar, Token
+    from datetime import timedelta
+
     from trellis.config import Settings
     from trellis.csrf import TrustedOrigins
     from trellis.http.forms import FormLimits
     from trellis.http.proxy import TrustedProxies
+    from trellis.middleware.request_id import RequestIDMiddleware
     from trellis.middleware.sessions import _Layer
     from trellis.sessions import SessionConfig
+    from trellis.tasks import Backoff, Schedule, Task, TaskRegistry
 
 __all__ = ["App", "ErrorReporter"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 log = logging.getLogger("trellis.error")
 
 Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[Mapping[str, Any] | None]]
@@ -67,19 +75,21 @@ _TICKET_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 
 
 class _Target:
-    """What a leaf holds per method: the ASGI callable and the names of its path values."""
+    """What a leaf holds per method: the ASGI callable, its path values' names, the route."""
 
-    __slots__ = ("asgi", "endpoint", "param_names")
+    __slots__ = ("asgi", "endpoint", "param_names", "route")
 
     def __init__(
         self,
         asgi: ASGIApp,
         param_names: tuple[str, ...],
         endpoint: Endpoint | WebSocketEndpoint | None,
+        route: MatchedRoute,
     ):
         self.asgi = asgi
         self.param_names = param_names
         self.endpoint = endpoint
+        self.route = route
 
 
 class _HostGroup:
@@ -159,6 +169,9 @@ class App(Router):
         self._fast = False
         # The built-in layer (sessions + security headers), built with the app.
         self._layer: _Layer | None = None
+        # Gives each request its id (the request_id setting).
+        self._request_ids: RequestIDMiddleware | None = None
+        self._request_id_var: ContextVar[str | None] | None = None
         self._preload = False
         self._session_config: SessionConfig | None = None
         self._csrf_origins: TrustedOrigins | None = None
@@ -171,6 +184,7 @@ class App(Router):
         self._mounts: list[FlatMount] = []
         self._names: dict[str, list[tuple[PathTemplate, FlatRoute]]] = {}
         self._mount_names: dict[str, FlatMount] = {}
+        self._mount_routes: dict[int, MatchedRoute] = {}
         self._routes: list[FlatRoute] = []
         self._endpoints: list[Endpoint | WebSocketEndpoint] = []
         self._executor: ThreadPoolExecutor | None = None
@@ -188,6 +202,7 @@ class App(Router):
         self._app_dependencies: dict[Callable[..., Any], Any] = {}
         self._override_plans: dict[Callable[..., Any], Any] = {}
         self._template_sources: list[Any] = []
+        self._tasks: TaskRegistry | None = None
 
     # -- settings shortcuts -----------------------------------------------------------------
 
@@ -306,6 +321,55 @@ class App(Router):
         """The click commands the app adds to the CLI."""
         return tuple(self._commands)
 
+    # -- tasks (trellis.tasks, imported on first use) --------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        retries: int = 3,
+        backoff: Backoff | float | None = None,
+        timeout: float | timedelta | None = None,
+        schedule: Schedule | str | timedelta | float | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Decorator: make a function (async, or sync for the thread pool) a ``Task``.
+
+        ``await fn.send(...)`` then runs it later on the app's task backend, checking the
+        arguments against the type hints first; calling it still runs it directly. Options:
+        ``name`` (default: the function's qualified name), ``retries`` (3: attempts after the
+        first), ``backoff`` (a ``trellis.tasks.Backoff`` or the first wait in seconds),
+        ``timeout`` (seconds per attempt) and ``schedule`` (a cron string or an interval, as
+        for ``periodic``). See ``trellis.tasks``.
+        """
+        return self.tasks.task(fn, **options)
+
+    def periodic(
+        self, schedule: Schedule | str | timedelta | float, /, **options: Any
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Decorator: a task that runs on ``schedule`` (``"*/5 * * * *"`` or a timedelta).
+
+        Options as for ``task``, plus ``tz`` (the time zone of a cron expression; UTC by
+        default).
+        """
+        return self.tasks.periodic(schedule, **options)
+
+    @property
+    def tasks(self) -> TaskRegistry:
+        """The app's tasks and their backend (``trellis.tasks.TaskRegistry``)."""
+        if self._tasks is None:
+            from trellis.tasks import TaskRegistry
+
+            self._tasks = TaskRegistry(self)
+        return self._tasks
+
     # -- build ---------------------------------------------------------------------------------
 
     def build(self) -> None:
@@ -379,11 +443,12 @@ class App(Router):
                 asgi = _build_middleware(mw, asgi)
             if flat.middleware:
                 asgi = _ErrorGuard(asgi, self)
+            matched = MatchedRoute(flat.path, flat.name, flat.route.endpoint)
             for method in sorted(flat.route.methods):
                 matcher.add(
                     template,
                     method,
-                    _Target(asgi, template.param_names, endpoint),
+                    _Target(asgi, template.param_names, endpoint, matched),
                     f"{flat.route.where} ({method} {flat.path})",
                 )
             existing = names.setdefault(flat.name, [])
@@ -408,6 +473,9 @@ class App(Router):
                         " already used by another route or mount"
                     )
                 self._mount_names[flat_mount.name] = flat_mount
+            self._mount_routes[id(flat_mount)] = MatchedRoute(
+                flat_mount.path + "/*", flat_mount.name
+            )
             if flat_mount.host is None:
                 self._mounts.append(flat_mount)
             else:
@@ -445,6 +513,12 @@ class App(Router):
             self._layer.app = stack
             self._entry = self._layer
         self._fast = not self._middleware and not self._hosts
+        self._request_ids = None
+        if settings.request_id:
+            from trellis.middleware.request_id import RequestIDMiddleware, request_id_var
+
+            self._request_ids = RequestIDMiddleware(self, trust_incoming=settings.trust_request_id)
+            self._request_id_var = request_id_var
 
     def _build_protections(self) -> None:
         """Build the session settings, the trusted CSRF origins and the built-in layer."""
@@ -550,57 +624,72 @@ class App(Router):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI 3 entry point."""
         scope["app"] = self
-        if self._fast and scope["type"] == "http":
-            # PERF: the common case inlined: no app middleware, a Host already accepted, a
-            # static path. One frame less than going through the stack and _dispatch.
-            layer = self._layer
-            if layer is not None:
-                # PERF: the built-in layer is a wrapper of send, not one more frame.
-                send = layer.wrap(scope, send)
-            if len(scope["headers"]) > self._max_headers:
+        token: Token[str | None] | None = None
+        ids = self._request_ids
+        if ids is not None and scope["type"] != "lifespan" and "trellis.request_id" not in scope:
+            # First, so everything below (and the server's access line, written in send) logs
+            # with the id. A mounted Trellis app keeps the id of the app it is mounted in.
+            # PERF: no middleware frame; try/finally costs nothing until it runs.
+            token, send = ids.start(scope, send)
+        try:
+            if self._fast and scope["type"] == "http":
+                # PERF: the common case inlined: no app middleware, a Host already accepted, a
+                # static path. One frame less than going through the stack and _dispatch.
+                layer = self._layer
+                if layer is not None:
+                    # PERF: the built-in layer is a wrapper of send, not one more frame.
+                    send = layer.wrap(scope, send)
+                if len(scope["headers"]) > self._max_headers:
+                    await self._too_many_headers(scope, receive, send)
+                    return
+                if (
+                    self._preload
+                    and layer is not None
+                    and layer.must_load(scope)
+                    and not await layer.load(scope, receive, send)
+                ):
+                    return
+                known = self._known_hosts
+                if known is not None:
+                    host: bytes | None = None
+                    for name, value in scope["headers"]:
+                        if name == b"host":
+                            host = value
+                            break
+                    if host not in known:
+                        await self._stack(scope, receive, send)  # type: ignore[misc]
+                        return
+                if not scope.get("root_path"):
+                    leaf = self._static.get(scope["path"])
+                    if leaf is not None:
+                        target = leaf.targets.get(scope["method"])
+                        if target is not None:
+                            scope["route"] = target.route
+                            await target.asgi(scope, receive, send)
+                            return
+                await self._dispatch(scope, receive, send)
+                return
+            stack = self._entry
+            if stack is None or scope["type"] == "lifespan":
+                if scope["type"] == "lifespan":
+                    await self._lifespan(scope, receive, send)
+                    return
+                self.build()
+                self.settings.check()
+                stack = self._entry
+                assert stack is not None
+                if self._request_ids is not None:
+                    await self(scope, receive, send)  # the first request gets its id too
+                    return
+            if scope["type"] == "http" and len(scope["headers"]) > self._max_headers:
+                if self._layer is not None:
+                    send = self._layer._headers_only(scope, send)
                 await self._too_many_headers(scope, receive, send)
                 return
-            if (
-                self._preload
-                and layer is not None
-                and layer.must_load(scope)
-                and not await layer.load(scope, receive, send)
-            ):
-                return
-            known = self._known_hosts
-            if known is not None:
-                host: bytes | None = None
-                for name, value in scope["headers"]:
-                    if name == b"host":
-                        host = value
-                        break
-                if host not in known:
-                    await self._stack(scope, receive, send)  # type: ignore[misc]
-                    return
-            if not scope.get("root_path"):
-                leaf = self._static.get(scope["path"])
-                if leaf is not None:
-                    target = leaf.targets.get(scope["method"])
-                    if target is not None:
-                        await target.asgi(scope, receive, send)
-                        return
-            await self._dispatch(scope, receive, send)
-            return
-        stack = self._entry
-        if stack is None or scope["type"] == "lifespan":
-            if scope["type"] == "lifespan":
-                await self._lifespan(scope, receive, send)
-                return
-            self.build()
-            self.settings.check()
-            stack = self._entry
-            assert stack is not None
-        if scope["type"] == "http" and len(scope["headers"]) > self._max_headers:
-            if self._layer is not None:
-                send = self._layer._headers_only(scope, send)
-            await self._too_many_headers(scope, receive, send)
-            return
-        await stack(scope, receive, send)
+            await stack(scope, receive, send)
+        finally:
+            if token is not None:
+                self._request_id_var.reset(token)  # type: ignore[union-attr]
 
     async def _too_many_headers(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self._max_headers
@@ -632,6 +721,7 @@ class App(Router):
             if leaf is not None and scope["type"] == "http":
                 target = leaf.targets.get(scope["method"])
                 if target is not None:
+                    scope["route"] = target.route
                     await target.asgi(scope, receive, send)
                     return
         await self._route(scope, receive, send, path, self._matcher, self._mounts, None, True)
@@ -659,15 +749,18 @@ class App(Router):
                     if host_params:
                         params.update(host_params)
                     scope["path_params"] = params
+                scope["route"] = target.route
                 await target.asgi(scope, receive, send)
                 return True
             if is_http and leaf.allow:
+                scope["route"] = leaf.route
                 allowed = leaf.allow.split(", ")
                 await self._send_error(scope, receive, send, MethodNotAllowedError(allowed))
                 return True
         for mount in mounts:
             mp = mount.path
             if path == mp or path.startswith(mp + "/") or mp == "":
+                scope["route"] = self._mount_routes[id(mount)]
                 child = dict(scope)
                 child["root_path"] = scope.get("root_path", "") + mp
                 if host_params:
@@ -823,6 +916,8 @@ class App(Router):
                         setattr(self.state, key, value)
             # A store set by a start-up hook or the lifespan counts too.
             self._find_session_store()
+            if self._tasks is not None:  # last: jobs may use what the hooks set up
+                await self._tasks.start()
         except BaseException:
             await stack.__aexit__(None, None, None)
             self._exit_stack = None
@@ -831,6 +926,11 @@ class App(Router):
     async def shutdown(self) -> None:
         """Leave the lifespan and run shut-down hooks (the server calls this)."""
         errors: list[BaseException] = []
+        if self._tasks is not None:  # first: running jobs still have the database ...
+            try:
+                await self._tasks.stop()
+            except Exception as exc:
+                errors.append(exc)
         if self._exit_stack is not None:
             try:
                 await self._exit_stack.__aexit__(None, None, None)
@@ -1031,16 +1131,17 @@ class App(Router):
 def _complete_leaf(leaf: Leaf) -> None:
     """Add HEAD for GET, automatic OPTIONS, and the ``Allow`` value."""
     targets = leaf.targets
+    leaf.route = MatchedRoute(leaf.template.path)
     if "GET" in targets and "HEAD" not in targets:
         get = targets["GET"]
-        targets["HEAD"] = _Target(_HeadOnly(get.asgi), get.param_names, get.endpoint)
+        targets["HEAD"] = _Target(_HeadOnly(get.asgi), get.param_names, get.endpoint, get.route)
     http_methods = {m for m in targets if m != "WEBSOCKET"}
     if not http_methods:
         return  # a websocket-only path: plain HTTP requests to it are 404
     allowed = sorted({*http_methods, "OPTIONS"})
     leaf.allow = ", ".join(allowed)
     if "OPTIONS" not in targets:
-        targets["OPTIONS"] = _Target(_Options(leaf.allow), (), None)
+        targets["OPTIONS"] = _Target(_Options(leaf.allow), (), None, leaf.route)
 
 
 class _HeadOnly:

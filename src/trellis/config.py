@@ -325,6 +325,20 @@ class Settings(BaseSettings):
         Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"], BeforeValidator(_upper)
     ] = Field(default="INFO", description="Lowest level logged; case does not matter.")
     access_log: bool = Field(default=True, description="Log one line per request.")
+    request_id: bool = Field(
+        default=True,
+        description=(
+            "Give each request an id: sent back in X-Request-ID, on every log line of the "
+            "request and on error pages."
+        ),
+    )
+    trust_request_id: bool = Field(
+        default=True,
+        description=(
+            "Keep a valid incoming X-Request-ID instead of making a new id; turn off unless a "
+            "proxy of yours sets or cleans the header."
+        ),
+    )
 
     # --- files ------------------------------------------------------------------------------
     templates_dir: Path | None = Field(
@@ -445,6 +459,14 @@ class Settings(BaseSettings):
     server_host: str = Field(default="127.0.0.1", description="Address `trellis run` binds to.")
     server_port: int = Field(
         default=8000, ge=0, le=65535, description="Port `trellis run` listens on (0: any free)."
+    )
+    server_graceful_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "Seconds `trellis run` gives requests in flight to finish on SIGTERM or Ctrl+C "
+            "before it cuts them; websockets are closed at once (code 1012)."
+        ),
     )
 
     # --- validators -------------------------------------------------------------------------

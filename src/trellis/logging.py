@@ -8,9 +8,16 @@ Loggers:
 
 - ``trellis``: start-up and shut-down messages; the parent of the others.
 - ``trellis.error``: unhandled errors in handlers, with the request id.
-- ``trellis.access``: reserved for Trellis's own access log; today ``uvicorn.access`` writes
-  one line per request.
+- ``trellis.access``: reserved for Trellis's own access log; ``uvicorn.access`` writes one
+  line per request, and it carries the request id (uvicorn writes it while the application
+  sends the response, inside the request's context).
 - ``uvicorn``, ``uvicorn.error``, ``uvicorn.access``: the server.
+- ``sqlalchemy.engine.Engine``: the SQL of the database battery's echo, in the same format.
+
+Every line written while a request is handled carries its id (see ``request_id_of``): the
+application sets ``trellis.middleware.request_id.request_id_var`` before anything else runs
+(the ``request_id`` setting), and sync handlers, background tasks and tasks the handler
+starts inherit it.
 
 Example:
     ```python
@@ -26,11 +33,19 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import logging.config
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import orjson
 
-__all__ = ["JSONFormatter", "LogFormat", "TextFormatter", "configure_logging", "request_id_of"]
+__all__ = [
+    "JSONFormatter",
+    "LogFormat",
+    "TextFormatter",
+    "add_context_fields",
+    "configure_logging",
+    "request_id_of",
+]
 
 LogFormat = Literal["text", "json"]
 """``"text"`` for people, ``"json"`` (one object per line) for log collectors."""
@@ -72,6 +87,37 @@ def request_id_of(record: logging.LogRecord) -> str | None:
     if value is not None and value != "-":  # "-": RequestIDLogFilter's "no request"
         return str(value)
     return _context_request_id()
+
+
+# Functions giving fields of the current context for JSON lines (add_context_fields).
+_context_fields: tuple[Callable[[], Mapping[str, Any] | None], ...] = ()
+
+
+def add_context_fields(provider: Callable[[], Mapping[str, Any] | None]) -> None:
+    """Add the fields ``provider()`` returns to every JSON log line, after ``request_id``.
+
+    ``provider`` is called once per line, in the context of the code that logs, so it can read
+    context variables (``trellis.contrib.otel`` adds ``trace_id`` and ``span_id`` this way). It
+    returns a mapping of keys to values, or ``None`` for nothing; a key the line has already
+    (a core key, or an ``extra=...`` value) is left alone. Adding the same function again does
+    nothing.
+
+    Args:
+        provider: Returns the fields for the current context.
+
+    Example:
+        ```python
+        import contextvars
+
+        from trellis.logging import add_context_fields
+
+        tenant = contextvars.ContextVar("tenant", default=None)
+        add_context_fields(lambda: {"tenant": tenant.get()})
+        ```
+    """
+    global _context_fields
+    if provider not in _context_fields:
+        _context_fields = (*_context_fields, provider)
 
 
 _LEVEL_COLORS = {
@@ -131,9 +177,10 @@ class JSONFormatter(logging.Formatter):
     """One JSON object per line, for log collectors.
 
     Keys: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, ``request_id`` (``null``
-    outside a request), ``exception`` (the formatted traceback, only when there is one), ``stack``
-    (with ``stack_info=True``), and every ``extra={...}`` value. Records of ``uvicorn.access``
-    also get ``client``, ``method``, ``path``, ``http_version`` and ``status``.
+    outside a request), the fields of ``add_context_fields``, ``exception`` (the formatted
+    traceback, only when there is one), ``stack`` (with ``stack_info=True``), and every
+    ``extra={...}`` value. Records of ``uvicorn.access`` also get ``client``, ``method``,
+    ``path``, ``http_version`` and ``status``.
 
     Values that JSON cannot hold are written with ``str()``.
 
@@ -157,6 +204,12 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": request_id_of(record),
         }
+        for provider in _context_fields:
+            fields = provider()
+            if fields:
+                for key, value in fields.items():
+                    if key not in data and key not in record.__dict__:
+                        data[key] = value
         if record.name == _UVICORN_ACCESS:
             _add_access_fields(record, data)
         for key, value in vars(record).items():
@@ -271,6 +324,10 @@ def configure_logging(
                 "level": access_level,
                 "propagate": False,
             },
+            # SQLAlchemy's echo gives a logger without handlers a plain-text one of its own
+            # (on stdout, among the access lines): this one has ours. Its level stays unset:
+            # the echo setting decides.
+            "sqlalchemy.engine.Engine": {"handlers": ["default"], "propagate": False},
         },
         "root": {"handlers": ["default"], "level": level_name},
     }

@@ -30,6 +30,7 @@ from trellis.cli._new import new_command
 from trellis.cli._routes import routes_command
 from trellis.cli._run import run_command
 from trellis.cli._shell import shell_command
+from trellis.cli._worker import worker_command
 
 __all__ = ["AppImportError", "AppLoadError", "TrellisGroup", "main"]
 
@@ -151,3 +152,4 @@ main.add_command(run_command)
 main.add_command(routes_command)
 main.add_command(check_command)
 main.add_command(shell_command)
+main.add_command(worker_command)

@@ -19,8 +19,10 @@ _LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 TARGET: {TARGET_HELP}
 
-Options not given come from the application's settings (server_host, server_port, log_level,
-log_format, access_log), which read TRELLIS_* variables, .env and trellis.toml.
+Options not given come from the application's settings (server_host, server_port,
+server_graceful_timeout, log_level, log_format, access_log), which read TRELLIS_* variables,
+.env and trellis.toml. On SIGTERM or Ctrl+C the server refuses new connections, lets requests
+in flight finish (up to --graceful-timeout), closes websockets and exits.
 
 \b
 Examples:
@@ -28,6 +30,7 @@ Examples:
   trellis run myproject.web:app --reload
   trellis run 'myproject:create_app()' --workers 4 --host 0.0.0.0 --log-format json
   trellis run myproject:app --uds /run/myproject.sock
+  trellis run myproject:app --workers 4 --bind 0.0.0.0:8000 --bind unix:/run/web.sock
 """,
 )
 @click.option("--host", metavar="ADDRESS", help="Address to bind (setting: server_host).")
@@ -43,6 +46,16 @@ Examples:
     type=click.Path(dir_okay=False),
     help="Listen on this Unix domain socket instead of a host and port.",
 )
+@click.option(
+    "--bind",
+    "binds",
+    multiple=True,
+    metavar="ADDRESS",
+    help=(
+        "Listen on ADDRESS: HOST:PORT, [IPv6]:PORT or unix:PATH; repeatable, to listen on "
+        "several at once (instead of --host, --port and --uds)."
+    ),
+)
 @click.option("--reload", is_flag=True, help="Restart when files change (development only).")
 @click.option(
     "--reload-dir",
@@ -57,7 +70,16 @@ Examples:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Worker processes sharing the socket.",
+    help="Worker processes sharing the sockets; one that dies is replaced.",
+)
+@click.option(
+    "--graceful-timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help=(
+        "On SIGTERM or Ctrl+C, time the requests in flight get to finish before they are cut "
+        "(setting: server_graceful_timeout, 30)."
+    ),
 )
 @click.option(
     "--log-level",
@@ -90,9 +112,11 @@ def run_command(
     host: str | None,
     port: int | None,
     uds: str | None,
+    binds: tuple[str, ...],
     reload: bool,
     reload_dirs: tuple[str, ...],
     workers: int,
+    graceful_timeout: float | None,
     log_level: str | None,
     log_format: str | None,
     access_log: bool | None,
@@ -104,6 +128,8 @@ def run_command(
         raise click.UsageError("--reload and --workers cannot be used together", ctx)
     if reload_dirs and not reload:
         raise click.UsageError("--reload-dir needs --reload", ctx)
+    if binds and (host is not None or port is not None or uds is not None):
+        raise click.UsageError("--bind cannot be combined with --host, --port or --uds", ctx)
     loaded = load_from_options(ctx, target, app_dir, factory)
     try:
         settings = _settings_of(loaded.app)
@@ -124,14 +150,24 @@ def run_command(
             loaded.app.settings.check()
         except TrellisError as exc:
             raise click.ClickException(str(exc)) from None
+    where: dict[str, Any] = (
+        {"binds": list(binds)}
+        if binds
+        else {
+            "host": settings.server_host if host is None else host,
+            "port": settings.server_port if port is None else port,
+            "uds": uds,
+        }
+    )
     try:
         _serve(
             app,
-            host=settings.server_host if host is None else host,
-            port=settings.server_port if port is None else port,
-            uds=uds,
+            **where,
             reload=reload,
             workers=workers,
+            graceful_timeout=(
+                settings.server_graceful_timeout if graceful_timeout is None else graceful_timeout
+            ),
             log_level=(log_level or settings.log_level).upper(),
             log_format=(log_format or settings.log_format).lower(),
             access_log=settings.access_log if access_log is None else access_log,

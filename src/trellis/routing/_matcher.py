@@ -15,13 +15,15 @@ from trellis.routing._template import COMPOSITE, PARAM, REST, STATIC, PathTempla
 class Leaf:
     """Everything registered for one path shape: a target per method."""
 
-    __slots__ = ("allow", "targets", "template", "where")
+    __slots__ = ("allow", "route", "targets", "template", "where")
 
     def __init__(self, template: PathTemplate) -> None:
         self.template = template
         self.targets: dict[str, Any] = {}
         self.where: dict[str, str] = {}
         self.allow = ""
+        # scope["route"] for answers of the path rather than of a route (405, auto OPTIONS).
+        self.route: Any = None
 
     def add(self, method: str, target: Any, where: str, template: PathTemplate) -> None:
         if method in self.targets:

@@ -7,7 +7,8 @@ app.install(Metrics())        # GET /metrics, for Prometheus to scrape
 ```
 
 Four metrics, labelled by the route's path template (``/users/{id}``, never the raw path,
-which would make a time series per user; ``<unmatched>`` for a 404):
+which would make a time series per user; ``<unmatched>`` for a 404). The template is the one
+the application put in ``scope["route"]`` when it matched the route: no second lookup.
 
 - ``trellis_requests_total{method, route, status}``: HTTP requests answered;
 - ``trellis_request_duration_seconds{method, route}``: a histogram of the time from the
@@ -34,7 +35,6 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from trellis.contrib.ops._routes import UNMATCHED, route_of
 from trellis.exceptions import ConfigurationError
 from trellis.http.request import Request
 from trellis.http.response import Response
@@ -43,9 +43,12 @@ from trellis.types import ASGIApp, Receive, Scope, Send
 if TYPE_CHECKING:
     from trellis.app import App
 
-__all__ = ["DEFAULT_BUCKETS", "MULTIPROC_ENV", "Metrics", "PrometheusMiddleware"]
+__all__ = ["DEFAULT_BUCKETS", "MULTIPROC_ENV", "UNMATCHED", "Metrics", "PrometheusMiddleware"]
 
 log = logging.getLogger("trellis.ops")
+
+#: The route label of a request no route answered (a 404, a trailing-slash redirect).
+UNMATCHED = "<unmatched>"
 
 #: The environment variable that turns on prometheus_client's multi-process mode.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -188,10 +191,15 @@ class Metrics:
     # -- recording --------------------------------------------------------------------------
 
     def route_of(self, scope: Scope) -> str:
-        """The route label of a request: its route's path template, or ``<unmatched>``."""
-        if self.app is None:
-            return UNMATCHED
-        return route_of(self.app, scope)
+        """The route label of a request: its route's path template, or ``<unmatched>``.
+
+        The template is ``scope["route"].template`` (``/users/{id}``: converters left out);
+        a request answered by a mounted application is labelled with the mount's path
+        followed by ``/*``.
+        """
+        route = scope.get("route")
+        # Another framework's scope["route"] (a mounted app's) has no template: not ours.
+        return getattr(route, "template", UNMATCHED) if route is not None else UNMATCHED
 
     def observe(self, scope: Scope, status: int, duration: float) -> None:
         """Count one answered request (the middleware calls this)."""

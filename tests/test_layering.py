@@ -23,6 +23,7 @@ BATTERY_LIBS = (
     "authlib",
     "prometheus_client",
     "opentelemetry",
+    "saq",
 )
 # Loaded on first use by the core, never by ``import trellis`` itself.
 LAZY_LIBS = (
@@ -33,6 +34,7 @@ LAZY_LIBS = (
     "click",
     "uvicorn",
     "a2wsgi",
+    "croniter",
 )
 
 

@@ -234,6 +234,9 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
 
     monkeypatch.setattr(uvicorn.Server, "run", fake_server_run)
     monkeypatch.setattr(uvicorn, "run", fake_run)
+    # uvicorn.Config applies its log_config when built: it would stop the trellis loggers
+    # from propagating to the root, where later tests' caplog listens.
+    monkeypatch.setattr(uvicorn.Config, "configure_logging", lambda self: None)
     monkeypatch.delenv(RUN_FROM_CLI_ENV, raising=False)
     yield record
     os.environ.pop(RUN_FROM_CLI_ENV, None)

@@ -1120,6 +1120,9 @@ class App(Router):
                 "app.run() starts the development server with debug on; set TRELLIS_DEBUG=0"
                 " and TRELLIS_SECRET_KEY, or use `trellis run module:app`, in production"
             )
+        if options.get("binds") is not None:  # the addresses are all in binds
+            serve(self, host, port, **options)
+            return
         serve(
             self,
             host=host or self.settings.server_host,

@@ -43,20 +43,23 @@ SCRIPT = f"""
     from served_app import app
     from trellis.server import serve
 
-    serve(app, binds=sys.argv[1:])
+    if sys.argv[1] == "app.run":
+        app.run(binds=sys.argv[2:])
+    else:
+        serve(app, binds=sys.argv[2:])
 """
 
 
-@pytest.mark.parametrize("how", ["serve() in a script", "trellis run --workers 2"])
+@pytest.mark.parametrize("how", ["serve", "app.run", "trellis run --workers 2"])
 def test_one_server_answers_on_every_address(tmp_path: Path, how: str) -> None:
     port = free_port()
     path = tmp_path / "web.sock"
     binds = [f"127.0.0.1:{port}", f"unix:{path}"]
     if ipv6_loopback():
         binds.append(f"[::1]:{port}")
-    if how.startswith("serve"):
+    if how in ("serve", "app.run"):
         script = write(tmp_path / "script.py", SCRIPT)
-        args = [sys.executable, str(script), *binds]
+        args = [sys.executable, str(script), how, *binds]
     else:
         target = ["served_app:app", "--app-dir", str(SERVED_APP_DIR), "--workers", "2"]
         args = trellis("run", *target, *[arg for bind in binds for arg in ("--bind", bind)])

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from typing import Any
 
 import pytest
@@ -145,13 +145,24 @@ async def test_log_filter(asgi_client: Any, caplog: pytest.LogCaptureFixture) ->
     assert [getattr(r, "request_id", None) for r in caplog.records] == ["log-me", "-"]
 
 
-def test_new_request_id_is_a_uuid4() -> None:
-    for _ in range(100):
-        rid = new_request_id()
-        assert HEX32.fullmatch(rid)
-        parsed = uuid.UUID(hex=rid)
-        assert parsed.version == 4
-        assert parsed.variant == uuid.RFC_4122
+def test_new_request_ids_are_unique_in_this_process_and_in_a_forked_one() -> None:
+    ids = [new_request_id() for _ in range(1000)]
+    assert all(HEX32.fullmatch(rid) for rid in ids)
+    assert len(set(ids)) == len(ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a worker forked by the server
+        os.write(write, "".join(new_request_id() for _ in range(1000)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    child = {text[i : i + 32] for i in range(0, len(text), 32)}
+    assert len(child) == 1000
+    # The worker drew a prefix of its own: none of its ids can be the parent's.
+    assert child.isdisjoint(ids + [new_request_id() for _ in range(1000)])
+    assert {rid[:16] for rid in child}.isdisjoint({rid[:16] for rid in ids})
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
-from os import urandom
+from itertools import count
+from os import register_at_fork, urandom
 from typing import TYPE_CHECKING, Any
 
 from trellis.exceptions import ConfigurationError
@@ -25,15 +26,28 @@ _VALID_ID = re.compile(rb"[A-Za-z0-9._:+=/@-]{1,128}").fullmatch
 
 
 def new_request_id() -> str:
-    """Return a random version-4 UUID as 32 hex digits (what ``uuid.uuid4().hex`` gives).
+    """Return a new id, unique across processes and machines: 32 hex digits.
 
-    PERF: about three times as fast as ``uuid.uuid4().hex`` (0.55 against 1.6 µs), and spares
-    importing ``uuid``.
+    The first 16 are random for each process (drawn again in a forked worker), the last 16
+    count its requests. Ids are for finding log lines, not secrets: they are not
+    unpredictable.
+
+    PERF: a quarter of what a random UUID4 costs (0.14 against 0.55 µs with ``urandom``,
+    1.6 µs with ``uuid.uuid4().hex``), paid on every request.
     """
-    raw = bytearray(urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # variant 10
-    return raw.hex()
+    return "%s%016x" % (_process_prefix, next(_counter))  # noqa: UP031  (the fastest form)
+
+
+def _new_process() -> None:
+    global _process_prefix, _counter
+    _process_prefix = urandom(8).hex()
+    _counter = count()
+
+
+_process_prefix = ""
+_counter = count()
+_new_process()
+register_at_fork(after_in_child=_new_process)
 
 
 class RequestIDMiddleware:
@@ -53,8 +67,8 @@ class RequestIDMiddleware:
         app: The ASGI application to wrap.
         header_name: The request and response header carrying the id.
         trust_incoming: Use a valid incoming id instead of generating one.
-        generator: Returns a new id; by default a random UUID4 as 32 hex digits. Its ids must
-            pass the same check as incoming ones.
+        generator: Returns a new id; by default ``new_request_id`` (32 hex digits, unique
+            across processes). Its ids must pass the same check as incoming ones.
 
     Raises:
         ConfigurationError: ``header_name`` is not a valid header name, or ``generator`` gives

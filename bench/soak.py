@@ -71,7 +71,9 @@ SHOWCASE_ENV = {
 DATABASE_VAR, REDIS_VAR = "TRELLIS_DATABASE_URL", "TRELLIS_REDIS_URL"
 #: Run in the repository with the server's environment before the server starts.
 SETUP_COMMANDS = [f"{{python}} -m trellis.cli --app {SHOWCASE} db upgrade"]
-#: Read-only pages and API calls, requested in turn.
+#: Read-only pages and API calls, requested in turn. Not /readyz: a probe asks every few
+#: seconds, and at saturation its database check (2 s timeout) rightly answers 503 when the
+#: pool is busy; list the paths with --url (repeatable) to include it.
 URLS = [
     "/",
     "/api/notes",
@@ -80,7 +82,6 @@ URLS = [
     "/openapi.json",
     "/fr/",
     "/healthz",
-    "/readyz",
     "/static/site.css",
 ]
 # -------------------------------------------------------------------------------------------

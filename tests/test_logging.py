@@ -294,6 +294,7 @@ def json_log() -> Iterator[list[dict[str, Any]]]:
 
 
 def logging_app(**settings: Any) -> App:
+    settings.setdefault("request_id_header", True)  # the tests read the id from the header
     app = App(debug=True, **settings)
     log = logging.getLogger("tests.logging.app")
 
@@ -379,6 +380,20 @@ def test_websockets_get_an_id_too() -> None:
         assert re.fullmatch(r"[0-9a-f]{32}", ws.receive_text())
 
 
+def test_the_header_is_off_by_default_but_the_lines_still_carry_the_id(
+    json_log: list[dict[str, Any]],
+) -> None:
+    with TestClient(logging_app(request_id_header=False)) as client:
+        response = client.get("/sync")
+        crash = client.get("/boom")
+    assert "x-request-id" not in response.headers
+    handler_line, error = json_log
+    assert re.fullmatch(r"[0-9a-f]{32}", handler_line["request_id"])
+    # An error page always names its id, and it is the one of the request's log lines.
+    assert error["request_id"] == crash.headers["x-request-id"] != handler_line["request_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", error["request_id"])
+
+
 def test_request_ids_can_be_turned_off(json_log: list[dict[str, Any]]) -> None:
     with TestClient(logging_app(request_id=False)) as client:
         response = client.get("/sync")
@@ -409,7 +424,7 @@ def test_a_mounted_trellis_app_keeps_the_id() -> None:
     async def whoami() -> str | None:
         return request_id_var.get()
 
-    outer = App(debug=True)
+    outer = App(debug=True, request_id_header=True)
     outer.mount("/inner", inner)
     with TestClient(outer) as client:
         response = client.get("/inner/id")
@@ -482,6 +497,7 @@ def _server_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_")}
     env.update(
         TRELLIS_SECRET_KEY="a-test-secret-key-that-is-long-enough-for-production",
+        TRELLIS_REQUEST_ID_HEADER="1",
         PYTHONUNBUFFERED="1",
         **extra,
     )

@@ -517,7 +517,11 @@ class App(Router):
         if settings.request_id:
             from trellis.middleware.request_id import RequestIDMiddleware, request_id_var
 
-            self._request_ids = RequestIDMiddleware(self, trust_incoming=settings.trust_request_id)
+            self._request_ids = RequestIDMiddleware(
+                self,
+                trust_incoming=settings.trust_request_id,
+                echo=settings.request_id_header,
+            )
             self._request_id_var = request_id_var
 
     def _build_protections(self) -> None:

@@ -35,7 +35,8 @@ class Recorded:
         tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
         meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.app = App(debug=True, **options.pop("settings", {}))
+        settings = {"request_id_header": True, **options.pop("settings", {})}
+        self.app = App(debug=True, **settings)
         self.telemetry = OpenTelemetry(
             tracer_provider=tracer_provider, meter_provider=meter_provider, **options
         )

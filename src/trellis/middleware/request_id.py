@@ -58,7 +58,8 @@ class RequestIDMiddleware:
     as an attempt to inject log lines or markup, is replaced by a fresh id). It is stored in
     ``scope["state"]["request_id"]`` (``request.state.request_id``), in
     ``scope["trellis.request_id"]`` and in the context variable ``request_id_var`` for logging,
-    and sent back in the ``header_name`` response header unless the response sets it itself.
+    and sent back in the ``header_name`` response header (``echo``) unless the response sets it
+    itself.
 
     Turn ``trust_incoming`` off unless a proxy you run sets or cleans the header: a client can
     otherwise pick the id its requests are logged under.
@@ -69,13 +70,14 @@ class RequestIDMiddleware:
         trust_incoming: Use a valid incoming id instead of generating one.
         generator: Returns a new id; by default ``new_request_id`` (32 hex digits, unique
             across processes). Its ids must pass the same check as incoming ones.
+        echo: Send the id back in the ``header_name`` response header.
 
     Raises:
         ConfigurationError: ``header_name`` is not a valid header name, or ``generator`` gives
             an id that fails the check.
     """
 
-    __slots__ = ("_generate", "_name", "_trust", "app", "header_name")
+    __slots__ = ("_echo_id", "_generate", "_name", "_trust", "app", "header_name")
 
     def __init__(
         self,
@@ -84,6 +86,7 @@ class RequestIDMiddleware:
         header_name: str = "X-Request-ID",
         trust_incoming: bool = True,
         generator: Callable[[], str] = new_request_id,
+        echo: bool = True,
     ) -> None:
         name = header_name
         if not name or not all(c.isascii() and (c.isalnum() or c in "-_") for c in name):
@@ -102,6 +105,7 @@ class RequestIDMiddleware:
         self._name = name.lower().encode("latin-1")
         self._trust = trust_incoming
         self._generate = generator
+        self._echo_id = echo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -144,7 +148,7 @@ class RequestIDMiddleware:
         state["request_id"] = request_id
         scope["trellis.request_id"] = request_id
         token = request_id_var.set(request_id)
-        if scope["type"] == "http":
+        if self._echo_id and scope["type"] == "http":
             send = self._echo(send, raw)
         return token, send
 

@@ -34,6 +34,8 @@ OTHER_PAGES = (
     "websockets.md",
     "api-docs.md",
     "coming-from-fastapi.md",
+    "coming-from-flask.md",
+    "coming-from-django.md",
     "security.md",
     "database.md",
     "migrations.md",

@@ -560,9 +560,8 @@ class DecimalField(_NumberField):
     Args:
         max_digits: Most digits in all.
         decimal_places: Most digits after the point (also the input's ``step``).
-        min_value: Smallest value.
-        max_value: Largest value.
-        **kwargs: As for ``Field``.
+        **kwargs: As for ``Field``, plus ``min_value`` (smallest value) and ``max_value``
+            (largest value).
     """
 
     base_type = decimal.Decimal
@@ -677,9 +676,8 @@ class DateTimeField(_NumberField):
         timezone: The zone of such a value (``zoneinfo.ZoneInfo("Europe/Paris")``, ``UTC``):
             values without a zone get it, and aware values are shown in it. Without it,
             values stay as sent (naive; Trellis' ``UTCDateTime`` columns read them as UTC).
-        min_value: Earliest value.
-        max_value: Latest value.
-        **kwargs: As for ``Field``.
+        **kwargs: As for ``Field``, plus ``min_value`` (earliest value) and ``max_value``
+            (latest value).
     """
 
     input_type = "datetime-local"

@@ -546,16 +546,31 @@ def test_new_full_project_passes_its_own_tests(tmp_path: Path) -> None:
         ".env",
         ".gitignore",
         "shop/__init__.py",
+        "shop/app.py",
+        "shop/models.py",
         "shop/routes.py",
+        "shop/admin.py",
+        "shop/migrations/env.py",
+        "shop/migrations/script.py.mako",
+        "shop/migrations/versions/shop_0001_notes.py",
         "shop/templates/base.html",
         "shop/templates/index.html",
+        "shop/templates/auth/base.html",
         "shop/static/style.css",
         "tests/conftest.py",
-        "tests/test_app.py",
+        "tests/test_pages.py",
+        "tests/test_api.py",
+        "tests/test_admin.py",
+        "tests/test_operations.py",
     ]:
         assert (project / relative).is_file(), relative
-    assert 'name = "shop"' in (project / "pyproject.toml").read_text()
+    pyproject = (project / "pyproject.toml").read_text()
+    assert 'name = "shop"' in pyproject
+    assert '"trellis[db,auth]>=' in pyproject
+    assert 'trellis_migrations = "shop/migrations"' in pyproject
+    assert "TRELLIS_DATABASE_URL=sqlite:///shop.db" in (project / ".env").read_text()
     assert "trellis run shop" in result.output
+    assert "trellis --app shop db upgrade" in result.output
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRELLIS_", "PYTEST_"))}
     completed = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -566,15 +581,40 @@ def test_new_full_project_passes_its_own_tests(tmp_path: Path) -> None:
         timeout=60,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "3 passed" in completed.stdout
+    assert "14 passed" in completed.stdout
 
 
 def test_new_full_project_is_found_by_trellis_routes(tmp_path: Path) -> None:
     assert invoke("new", "shop", "--full").exit_code == 0
     result = invoke("routes", "shop", "--app-dir", "shop")
     assert result.exit_code == 0, result.output
-    assert "/api/hello" in result.output
+    for path in ("/api/notes", "/notes/new", "/auth/login", "/admin/note", "/readyz"):
+        assert path in result.output
     assert "/static/..." in result.output
+
+
+def test_new_full_project_migrates_with_trellis_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's commands: `trellis db upgrade` with TRELLIS_APP set, then `db check`,
+    # on the SQLite file that .env names.
+    assert invoke("new", "shop", "--full").exit_code == 0
+    monkeypatch.chdir(tmp_path / "shop")
+    monkeypatch.delenv("TRELLIS_DATABASE_URL", raising=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRELLIS_", "PYTEST_"))}
+    env["TRELLIS_APP"] = "shop"
+    trellis = [sys.executable, "-m", "trellis.cli"]
+    upgrade = subprocess.run(
+        [*trellis, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    assert "applied shop_0001 (app, head) Notes." in upgrade.stdout
+    assert (tmp_path / "shop" / "shop.db").is_file()
+    check = subprocess.run(
+        [*trellis, "db", "check"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "the models and the migrations agree" in check.stdout
 
 
 def test_new_refuses_a_non_empty_directory(tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ _RESERVED = frozenset({"trellis", "test", "tests", "app", "site"})
     help="""Create a new application called NAME in the directory NAME.
 
 Without --full: NAME/app.py, a one-file app (run it with `python app.py`), and NAME/.env with
-development settings. With --full: a project with pyproject.toml, the package NAME (an
-application factory, routes, templates, static files) and tests that pass out of the box.
+development settings. With --full: a full-stack project with pyproject.toml, the package NAME
+(an application factory, a model and its migration, pages, a JSON API, accounts, the admin,
+health checks, templates, static files) and tests that pass out of the box.
 
 The .env file turns debug on and holds a fresh secret key: keep it out of version control.
 
@@ -59,9 +60,12 @@ def new_command(name: str, full: bool, parent: str) -> None:
     click.echo("\nNext:")
     click.echo(f"  cd {target}")
     if full:
-        click.echo('  pip install -e ".[dev]"')
+        click.echo(
+            "  python -m venv .venv && .venv/bin/pip install -e '.[dev]' && .venv/bin/pytest"
+        )
+        click.echo("  . .venv/bin/activate")
+        click.echo(f"  trellis --app {name} db upgrade")
         click.echo(f"  trellis run {name} --reload")
-        click.echo("  pytest")
     else:
         click.echo("  python app.py              # or: trellis run app:app --reload")
     click.echo("\n.env turns debug on and holds the secret key: do not commit it.")

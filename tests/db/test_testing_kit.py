@@ -117,6 +117,10 @@ def test_the_next_test_starts_empty(db_rollback, client):
     assert client.get("/count").json() == {"authors": 0, "articles": 0}
 
 
+def test_the_readiness_check_answers_inside_the_test_transaction(client, db_rollback):
+    assert client.call(db_rollback.check) == {"default": "ok"}
+
+
 def test_failed_requests_roll_back_to_their_savepoint(client, db_rollback):
     assert client.post("/authors", params={"name": "Ann"}).status_code == 200
     assert client.post("/authors", params={"name": "fails"}).status_code == 422
@@ -259,7 +263,7 @@ def test_rolled_back_tests_on_every_database(
     monkeypatch.setenv("KIT_DATABASE_URL", db_url)
     write_project(pytester, stores=False)
     result = pytester.runpytest_subprocess("-v", timeout=300)
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)
 
 
 def test_migrations_run_once_and_batteries_are_rolled_back(
@@ -271,7 +275,7 @@ def test_migrations_run_once_and_batteries_are_rolled_back(
     Migrations(Database(db_url), migrations).init()
     (migrations / "versions" / "0001_authors.py").write_text(textwrap.dedent(REVISION))
     result = pytester.runpytest_subprocess("-v", timeout=300)
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=11)
 
 
 def test_without_the_app_fixture_the_plugin_stays_out_of_the_way(

@@ -472,16 +472,25 @@ class Database:
             replica = self._replica(name)
             if replica is not None:
                 engines.append((f"replica:{name}", replica))
-        results = await asyncio.gather(*(self._ping(engine) for _, engine in engines))
+        results = await asyncio.gather(
+            *(self._ping(engine, self._test_connections.get(name)) for name, engine in engines)
+        )
         return {name: result for (name, _), result in zip(engines, results, strict=True)}
 
-    async def _ping(self, engine: AsyncEngine) -> str:
+    async def _ping(self, engine: AsyncEngine, test_conn: AsyncConnection | None = None) -> str:
         timeout = self._connect_timeout or 10.0
         where = redact(engine.url)
         try:
             async with asyncio.timeout(timeout):
-                async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                if test_conn is not None:
+                    # Inside rolled_back() the test's connection may be the pool's only one: a
+                    # new connection would wait for it until the timeout.
+                    assert self.test_lock is not None
+                    async with self.test_lock:
+                        await test_conn.execute(text("SELECT 1"))
+                else:
+                    async with engine.connect() as conn:
+                        await conn.execute(text("SELECT 1"))
         except TimeoutError:
             return f"{where}: no answer within {timeout:g} s"
         except DBAPIError as exc:

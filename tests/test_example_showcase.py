@@ -401,6 +401,78 @@ def test_json_api_crud_and_errors(client: TestClient) -> None:
     assert client.get("/api/notes", params={"limit": 0}).status_code == 422
 
 
+# --- tasks, rate limits, the inspector ---------------------------------------------------------
+
+
+def test_a_background_task_runs_after_each_new_note(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="showcase")
+    posted = client.post(
+        "/api/notes", json={"text": "three small words"}, headers=api_token(client, "demo")
+    )
+    assert posted.status_code == 201, posted.text
+    app: App = client.app  # type: ignore[assignment]
+    client.call(app.tasks.join)  # the in-process backend: the job ran on the app's loop
+    assert f"note {posted.json()['id']} by demo: 3 words" in caplog.messages
+
+    sign_in(client, "demo")
+    assert post_note(client, "from the form").status_code == 303
+    client.call(app.tasks.join)
+    assert caplog.messages[-1].endswith("by demo: 3 words")
+
+
+def test_posting_is_limited_per_user_on_the_page_and_the_api(client: TestClient) -> None:
+    app: App = client.app  # type: ignore[assignment]
+    app.state.posting_limit.clock = lambda: 1_000_040.0  # 20 s into a minute
+    demo = api_token(client, "demo")
+    for n in range(19):
+        created = client.post("/api/notes", json={"text": f"note {n}"}, headers=demo)
+        assert created.status_code == 201, created.text
+    sign_in(client, "demo")
+    assert post_note(client, "the twentieth").status_code == 303  # one budget for both
+
+    refused = post_note(client, "one too many")
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "40"
+    assert refused.headers["content-type"] == "text/html; charset=utf-8"
+    assert 'role="alert"><li>You are posting too fast: try again in 40 s.' in refused.text
+    assert "one too many</textarea>" in refused.text  # the text as typed
+    api = client.post("/api/notes", json={"text": "one too many"}, headers=demo)
+    assert api.status_code == 429
+    assert api.headers["retry-after"] == "40"
+    assert api.headers["content-type"] == "application/problem+json"
+    assert "one too many" not in [note["text"] for note in client.get("/api/notes").json()]
+
+    editor = api_token(client, "editor")  # another user has a budget of their own
+    assert client.post("/api/notes", json={"text": "hi"}, headers=editor).status_code == 201
+    app.state.posting_limit.clock = lambda: 1_000_080.0  # the next minute
+    assert client.post("/api/notes", json={"text": "again"}, headers=demo).status_code == 201
+    limited = client.get("/openapi.json").json()["paths"]["/api/notes"]["post"]["responses"]
+    assert "429" in limited
+
+
+def test_the_inspector_runs_in_development_only(
+    showcase: ModuleType, sqlite_url: str, client: TestClient
+) -> None:
+    app = showcase.create_app(database_url=sqlite_url, hasher=FAST_HASHER, debug=True)
+    with TestClient(app) as dev:
+        page = dev.get("/", headers=HTML)
+        link = page.headers["x-trellis-inspector"]
+        assert f'<a href="{link}">Inspector: ' in page.text  # the toolbar
+        assert "<style" not in page.text  # nothing inline: the strict CSP holds
+        record = dev.get(link.replace("/_inspector/", "/_inspector/api/requests/")).json()
+        assert record["path"] == "/"
+        assert record["query_count"] >= 1
+        assert record["templates"][0]["name"] == "home.html"
+        assert dev.get("/_inspector", headers=HTML).status_code == 200
+
+    production = client.get("/", headers=HTML)  # the `client` fixture: debug off
+    assert "x-trellis-inspector" not in production.headers
+    assert "Inspector:" not in production.text
+    assert client.get("/_inspector", headers=HTML).status_code == 404
+
+
 # --- languages, operations -------------------------------------------------------------------
 
 
@@ -490,7 +562,9 @@ def test_the_readme_command_serves_a_fresh_directory(tmp_path: Path) -> None:
         client.stream("GET", "/events") as events,
     ):
         assert (tmp_path / "showcase.db").exists()  # SQLite, in the current directory
-        assert "Welcome to Trellis!" in client.get("/").text
+        home = client.get("/")
+        assert "Welcome to Trellis!" in home.text
+        assert home.headers["x-trellis-inspector"].startswith("/_inspector/")  # debug mode
         assert events.headers["content-type"].startswith("text/event-stream")
         login = {"login": "demo@example.com", "password": "trellis-demo", "token": True}
         token = client.post("/api/auth/login", json=login).json()["token"]

@@ -15,6 +15,8 @@ page shows.
   by channels (through Redis when ``TRELLIS_REDIS_URL`` is set, so across worker processes).
 - English and French: the links at the top (``/fr/...``); the batteries' pages follow.
 - ``/healthz``, ``/readyz`` and ``/metrics`` for the machinery around it; error tickets.
+- A background task after each new note, a rate limit on posting, and in development the
+  inspector (``/_inspector``: each request's SQL, templates and timings).
 
 Production (PostgreSQL, Redis, two workers) is in README.md.
 """
@@ -22,6 +24,7 @@ Production (PostgreSQL, Redis, two workers) is in README.md.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +48,7 @@ from trellis.contrib.auth import (
     OptionalUser,
     PasswordHasher,
     User,
+    current_user,
     requires,
 )
 from trellis.contrib.cache import MemoryCache
@@ -52,16 +56,19 @@ from trellis.contrib.db import Database, IdMixin, Model, Session, TimestampMixin
 from trellis.contrib.db.migrations import Migrations
 from trellis.contrib.forms import Form, TextField
 from trellis.contrib.i18n import I18n
+from trellis.contrib.inspector import Inspector
 from trellis.contrib.ops import Health, Metrics
 from trellis.contrib.tickets import Tickets
 from trellis.http.sse import EventSourceResponse, ServerSentEvent
 from trellis.i18n import gettext as _
 from trellis.i18n import lazy_gettext
 from trellis.openapi import APIDocs
+from trellis.ratelimit import RateLimit, user_or_ip
 from trellis.sessions import flash
 from trellis.templating import render
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger("showcase")
 
 TEXT_MAX = 500
 #: Pages load scripts, styles and images from this site only (the admin's charts: data: URLs).
@@ -69,6 +76,8 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none';"
     " form-action 'self'; frame-ancestors 'none'"
 )
+#: How many notes one user (or, before signing in, one address) may post in a minute.
+POST_RATE = "20/minute"
 #: The channel group every page listens to for new and deleted notes.
 LIVE = "notes"
 #: Development's demo password (production makes demo accounts only with TRELLIS_DEMO_PASSWORD).
@@ -216,6 +225,8 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
     app.install(Health())
     app.install(Metrics())
     app.install(APIDocs())  # /openapi.json, /docs and /redoc, served without any network
+    if app.debug:  # never in production, where it refuses to be installed
+        app.install(Inspector(ignore=("/static", "/events")))
 
     # `trellis --app examples/showcase/app.py db upgrade` finds the migrations next to this file.
     migrations = Migrations(database, HERE / "migrations")
@@ -236,6 +247,23 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
     async def publish(event: str, data: object) -> None:
         await channels.publish(LIVE, {"event": event, "data": data})
 
+    # Jobs run in the process that sent them (the in-process backend), with Redis too: this one
+    # is cheap. RedisTasks and `trellis worker` would move them to worker processes unchanged.
+    @app.task
+    async def note_posted(note_id: int) -> None:
+        """After a new note: log its size (where a real site would index it, or notify)."""
+        async with database.session() as session:
+            note = await session.get(Note, note_id)
+            if note is None:
+                return  # deleted before the job ran
+            words = len(note.text.split())
+            log.info("note %d by %s: %d words", note.id, note.author.username, words)
+
+    # One budget for the page's form and the API, counted in the app's cache: with Redis, the
+    # limit holds across every worker process.
+    posting_limit = RateLimit(POST_RATE, key=user_or_ip, name="showcase:post_note")
+    app.state.posting_limit = posting_limit  # tests set its clock
+
     async def find(db: AsyncSession, id: int) -> Note:
         note = await db.get(Note, id)
         if note is None:
@@ -247,6 +275,7 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
         db.add(note)
         await db.commit()  # committed before the others hear of it
         await publish("note", NoteOut.of(note))
+        await note_posted.send(note.id)  # after the commit: the job finds the row
         return note
 
     async def remove_note(db: AsyncSession, user: User, note: Note) -> None:
@@ -258,7 +287,13 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
     # --- pages --------------------------------------------------------------------------------
 
     async def home_page(
-        request: Request, user: User | None, db: AsyncSession, form: NoteForm | None = None
+        request: Request,
+        user: User | None,
+        db: AsyncSession,
+        form: NoteForm | None = None,
+        *,
+        status_code: int | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ) -> Response:
         if user is not None and form is None:
             form = await NoteForm.from_request(request)
@@ -266,7 +301,8 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
         # session, so it costs no cookie and no session record in Redis.
         return render(
             "home.html",
-            status_code=422 if form is not None and form.is_bound else 200,
+            status_code=status_code or (422 if form is not None and form.is_bound else 200),
+            headers=headers,
             user=user,
             notes=await board(db),
             form=form,
@@ -285,6 +321,13 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
     @app.post("/notes", name="post_note", include_in_schema=False)
     async def post_note(request: Request, user: CurrentUser, db: Session) -> Response:
         form = await NoteForm.from_request(request)
+        usage = await posting_limit.hit(request)  # the API's RateLimit, answered on the page
+        if usage is not None and usage.exceeded:
+            wait = _("You are posting too fast: try again in %(seconds)s s.", seconds=usage.reset)
+            form.add_error(None, wait, code="rate_limited")
+            return await home_page(
+                request, user, db, form, status_code=429, headers=usage.headers()
+            )
         if not form.is_valid:
             return await home_page(request, user, db, form)
         await add_note(db, user, form.data["text"])
@@ -335,7 +378,13 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
         """The notes, pinned ones first, newest first."""
         return [NoteOut.of(note) for note in await board(db, limit=limit, offset=offset)]
 
-    @api.post("/notes", status_code=201, responses=signed_in)
+    # The user first: the limit counts per user, and an anonymous request gets its 401 uncounted.
+    @api.post(
+        "/notes",
+        status_code=201,
+        responses=signed_in,
+        dependencies=[current_user, posting_limit],
+    )
     async def create_note(
         form: Annotated[NoteForm, NoteForm.as_dependency()], user: CurrentUser, db: Session
     ) -> NoteOut:
@@ -406,4 +455,8 @@ async def create_demo_data(database: Database, auth: Auth, password: str | None)
 app = create_app()
 
 if __name__ == "__main__":
+    # `python app.py` is the development server: like app.run(), debug mode unless TRELLIS_DEBUG
+    # says otherwise; built again in it, since the inspector is installed while building.
+    if "debug" not in app.settings.model_fields_set:
+        app = create_app(debug=True)
     app.run()

@@ -103,9 +103,15 @@ def test_a_job_sent_by_the_web_process_runs_in_a_worker_process(redis_url: str, 
         done = wait_for(lambda: records(client, f"{queue}:done"), 30, "job run", (proc,))
         assert [(d["value"], d["pid"]) for d in done] == [(21, proc.pid)]
         assert proc.pid != web_pid
-        # SAQ keeps the finished job: complete, with the task's result.
-        stored = json.loads(client.get(f"saq:job:{queue}:{job_id}") or b"{}")
-        assert stored["status"] == "complete" and stored["result"] == 42
+        # SAQ keeps the finished job: complete, with the task's result. The task wrote its
+        # record just before returning, so the worker may not have stored the status yet.
+
+        def finished() -> dict[str, Any] | None:
+            stored = json.loads(client.get(f"saq:job:{queue}:{job_id}") or b"{}")
+            return stored if stored.get("status") == "complete" else None
+
+        stored = wait_for(finished, 10, "job complete", (proc,))
+        assert stored["result"] == 42
         # SIGTERM with nothing running: a prompt, clean exit.
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)

@@ -11,13 +11,25 @@ Convention for these pages:
 The blocks run as in development: ``TRELLIS_DEBUG=1``, in an empty working directory so no
 ``.env`` or ``trellis.toml`` leaks in. A block that wants production says so itself
 (``App(debug=False, secret_key=...)``).
+
+A ``python`` block whose first line is the comment ``# needs: redis`` needs a Redis server:
+it runs with ``REDIS_URL`` set to ``TRELLIS_TEST_REDIS_URL`` and ``REDIS_PREFIX`` set to a
+name of its own (letters, digits and dashes, no colon: it also serves as a queue name). The
+block puts it in every key, queue and channel name it uses (``f"{name}:cache:"``), and every
+key containing it is deleted afterwards, so runs share the server without seeing each other's
+keys. Without ``TRELLIS_TEST_REDIS_URL`` the block is skipped, with that reason. The marker
+stays in the docs: it tells readers what the example needs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import secrets
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,6 +65,9 @@ OTHER_PAGES = (
     "rate-limits.md",
     "tasks.md",
 )
+# The first line of a block that needs a Redis server (see the module docstring).
+NEEDS_REDIS = "# needs: redis"
+REDIS_ENV = "TRELLIS_TEST_REDIS_URL"
 _BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -92,6 +107,20 @@ def test_docs_example_runs(
     for name in ("TRELLIS_SECRET_KEY", "TRELLIS_TEMPLATES_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRELLIS_DEBUG", "1")
+    if code.startswith(NEEDS_REDIS + "\n"):
+        redis_url = os.environ.get(REDIS_ENV)
+        if not redis_url:
+            pytest.skip(f"{REDIS_ENV} is not set: this example needs a Redis server")
+        name = f"trellis-docs-{os.getpid()}-{secrets.token_hex(4)}"
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        monkeypatch.setenv("REDIS_PREFIX", name)
+        with _deleting_keys(redis_url, name):
+            _run(page, line, code, monkeypatch)
+    else:
+        _run(page, line, code, monkeypatch)
+
+
+def _run(page: str, line: int, code: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # a real module, as a reader's file would be: dataclasses and pydantic look it up
     module = types.ModuleType(f"docs_{page.removesuffix('.md')}_{line}")
     monkeypatch.setitem(sys.modules, module.__name__, module)
@@ -101,6 +130,20 @@ def test_docs_example_runs(
         exec(compiled, module.__dict__)
     finally:
         _forget_models()
+
+
+@contextlib.contextmanager
+def _deleting_keys(url: str, name: str) -> Iterator[None]:
+    """Delete every key whose name contains ``name`` (the block's own), even on failure."""
+    from redis.client import Redis  # only the examples that need Redis import it
+
+    try:
+        yield
+    finally:
+        with Redis.from_url(url) as client:
+            keys = list(client.scan_iter(match=f"*{name}*", count=1000))
+            if keys:
+                client.delete(*keys)
 
 
 def _forget_models() -> None:

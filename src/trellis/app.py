@@ -646,13 +646,8 @@ class App(Router):
                 if len(scope["headers"]) > self._max_headers:
                     await self._too_many_headers(scope, receive, send)
                     return
-                if (
-                    self._preload
-                    and layer is not None
-                    and layer.must_load(scope)
-                    and not await layer.load(scope, receive, send)
-                ):
-                    return
+                if self._preload and layer is not None and layer.must_load(scope):
+                    await layer.load(scope)
                 known = self._known_hosts
                 if known is not None:
                     host: bytes | None = None

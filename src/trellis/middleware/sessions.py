@@ -109,22 +109,21 @@ class _Layer:
         kind = scope["type"]
         if kind == "http":
             send = self.wrap(scope, send)
-            if self.must_load(scope) and not await self.load(scope, receive, send):
-                return
+            if self.must_load(scope):
+                await self.load(scope)
         elif kind == "websocket" and self.sessions is not None:
             if self.expose:
                 scope[CONFIG_KEY] = self.sessions
             if self.must_load(scope):
-                await self.load(scope, receive, send)
+                await self.load(scope)
         await self.app(scope, receive, send)
 
-    async def load(self, scope: Scope, receive: Receive, send: Send) -> bool:
+    async def load(self, scope: Scope) -> None:
         """Preload the server-side session; the request goes on when the store fails.
 
         The store's error is kept in the scope and raised where the session is touched, so
         a request that needs its session fails (through the app's error handling: 503 for
         an outage the store's battery maps, else 500) and one that does not is served.
-        Always true (the request goes on).
         """
         assert self.sessions is not None
         try:
@@ -136,7 +135,6 @@ class _Layer:
                 type(exc).__name__,
                 exc,
             )
-        return True
 
     def wrap(self, scope: Scope, send: Send) -> Send:
         """Return ``send`` wrapped: the session is saved and the headers added at the start."""
@@ -161,7 +159,7 @@ class _Layer:
                     except Exception as exc:
                         scope.pop(SCOPE_KEY, None)
                         original, send = send, _drop
-                        await layer._fail(scope, _no_receive, original, exc, add_headers=True)
+                        await layer._fail(scope, _no_receive, original, exc)
                         return
                     if not session._readonly:
                         headers = _with_vary_cookie(message.get("headers") or ())
@@ -208,9 +206,7 @@ class _Layer:
             return tuple(h for h in fixed if h[0] not in present)
         return fixed
 
-    async def _fail(
-        self, scope: Scope, receive: Receive, send: Send, exc: Exception, *, add_headers: bool
-    ) -> None:
+    async def _fail(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
         from trellis.http.request import Request
 
         owner = self.owner if self.owner is not None else scope.get("app")
@@ -220,9 +216,9 @@ class _Layer:
         else:
             from trellis.http.errors import server_error_response
 
-            log.error("the session could not be loaded or saved", exc_info=exc)
+            log.error("the session could not be saved", exc_info=exc)
             response = server_error_response(exc, html_page=False, request_id="-", debug=False)
-        await response(scope, receive, self._headers_only(scope, send) if add_headers else send)
+        await response(scope, receive, self._headers_only(scope, send))
 
     def _headers_only(self, scope: Scope, send: Send) -> Send:
         if not any(self.fixed):

@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from browser_helpers import free_port, serve
 from trellis import App
 from trellis.contrib.auth import PasswordHasher
+from trellis.contrib.mail import ConsoleEmailBackend, MemoryEmailBackend
 from trellis.testing import TestClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,7 @@ def make_app(
     options.setdefault("secret_key", SECRET)
     options.setdefault("debug", False)
     options.setdefault("demo_password", PASSWORD)
+    options.setdefault("email", MemoryEmailBackend())  # app.state.email.outbox
     app: App = showcase.create_app(database_url=database_url, hasher=FAST_HASHER, **options)
     if migrate:  # what `trellis db upgrade` does before a deployment starts
         app.state.migrations.upgrade()
@@ -415,11 +417,60 @@ def test_a_background_task_runs_after_each_new_note(
     app: App = client.app  # type: ignore[assignment]
     client.call(app.tasks.join)  # the in-process backend: the job ran on the app's loop
     assert f"note {posted.json()['id']} by demo: 3 words" in caplog.messages
+    # the editors hear of it by e-mail, through the app's mail backend
+    [notice] = app.state.email.outbox
+    assert notice.to == ["editor@example.com"]
+    assert notice.subject == "New note from demo"
+    assert "three small words" in notice.text
+    assert "The board: http://testserver/\n" in notice.text
 
     sign_in(client, "demo")
     assert post_note(client, "from the form").status_code == 303
     client.call(app.tasks.join)
     assert caplog.messages[-1].endswith("by demo: 3 words")
+    assert len(app.state.email.outbox) == 2
+    # an editor's own note e-mails nobody (the only editor is its author)
+    client.post("/api/notes", json={"text": "mine"}, headers=api_token(client, "editor"))
+    client.call(app.tasks.join)
+    assert len(app.state.email.outbox) == 2
+
+
+def test_mail_goes_where_the_settings_say(showcase: ModuleType) -> None:
+    settings = showcase.ShowcaseSettings
+    development = showcase.mail_backend(settings(debug=True))
+    assert isinstance(development, ConsoleEmailBackend)  # printed, with the showcase's sender
+    assert development.from_email == "Trellis showcase <showcase@localhost>"
+    production = showcase.mail_backend(settings(debug=False, secret_key=SECRET))
+    assert (production.host, production.port) == ("localhost", 25)
+    smtp = showcase.mail_backend(
+        settings(smtp_url="smtp://app%40example.com:p%2Fw@mail.example.com:2525")
+    )
+    assert (smtp.host, smtp.port, smtp.username, smtp.password) == (
+        "mail.example.com",
+        2525,
+        "app@example.com",
+        "p/w",
+    )
+    assert smtp.use_starttls and not smtp.use_ssl
+    tls = showcase.mail_backend(settings(smtp_url="smtps://mail.example.com"))
+    assert (tls.port, tls.use_ssl) == (465, True)
+    with pytest.raises(ValueError, match="smtp_url: give smtp://"):
+        showcase.mail_backend(settings(smtp_url="mail.example.com"))
+
+
+def test_password_reset_emails_go_through_the_showcase_mail(client: TestClient) -> None:
+    form = client.get("/auth/password/reset")
+    asked = client.post(
+        "/auth/password/reset", data={"csrf_token": csrf(form), "email": "demo@example.com"}
+    )
+    assert asked.status_code in (200, 303), asked.text
+    app: App = client.app  # type: ignore[assignment]
+    [message] = app.state.email.outbox
+    assert message.to == ["demo@example.com"]
+    link = re.search(r"http://testserver(/auth/password/reset/\S+)", message.text)
+    assert link, message.text
+    page = client.get(link.group(1))
+    assert page.status_code == 200 and "csrf_token" in page.text
 
 
 def test_posting_is_limited_per_user_on_the_page_and_the_api(client: TestClient) -> None:

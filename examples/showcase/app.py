@@ -15,8 +15,9 @@ page shows.
   by channels (through Redis when ``TRELLIS_REDIS_URL`` is set, so across worker processes).
 - English and French: the links at the top (``/fr/...``); the batteries' pages follow.
 - ``/healthz``, ``/readyz`` and ``/metrics`` for the machinery around it; error tickets.
-- A background task after each new note, a rate limit on posting, and in development the
-  inspector (``/_inspector``: each request's SQL, templates and timings).
+- A background task after each new note, which e-mails the editors (mail battery: printed to
+  the console in development, SMTP when ``TRELLIS_SMTP_URL`` is set); a rate limit on posting;
+  and in development the inspector (``/_inspector``: each request's SQL, templates and timings).
 
 Production (PostgreSQL, Redis, two workers) is in README.md.
 """
@@ -29,6 +30,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 import anyio.to_thread
 from pydantic import BaseModel, Field
@@ -57,6 +59,7 @@ from trellis.contrib.db.migrations import Migrations
 from trellis.contrib.forms import Form, TextField
 from trellis.contrib.i18n import I18n
 from trellis.contrib.inspector import Inspector
+from trellis.contrib.mail import ConsoleEmailBackend, EmailBackend, EmailMessage, SMTPEmailBackend
 from trellis.contrib.ops import Health, Metrics
 from trellis.contrib.tickets import Tickets
 from trellis.http.sse import EventSourceResponse, ServerSentEvent
@@ -111,6 +114,16 @@ class ShowcaseSettings(Settings):
     )
     redis_prefix: str = Field(
         default="showcase:", description="Put before every Redis key and channel name."
+    )
+    smtp_url: str | None = Field(
+        default=None,
+        description=(
+            "The mail server: smtp://user:password@host:587 (STARTTLS) or smtps://...:465 (TLS)."
+            " Unset: e-mails are printed in development, sent to localhost:25 in production."
+        ),
+    )
+    mail_from: str = Field(
+        default="Trellis showcase <showcase@localhost>", description="The sender of e-mails."
     )
     demo_password: str | None = Field(
         default=None,
@@ -191,11 +204,35 @@ async def board(db: AsyncSession, *, limit: int = 50, offset: int = 0) -> list[N
 # --- the application ------------------------------------------------------------------------
 
 
-def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
+def mail_backend(config: ShowcaseSettings) -> EmailBackend:
+    """Where e-mails go: ``smtp_url``'s server; else the console in development, else the
+    mail server of this machine."""
+    if not config.smtp_url:
+        if config.debug:
+            return ConsoleEmailBackend(from_email=config.mail_from)
+        return SMTPEmailBackend(from_email=config.mail_from)
+    url = urlsplit(config.smtp_url)
+    if url.scheme not in ("smtp", "smtps") or not url.hostname:
+        raise ValueError("smtp_url: give smtp://user:password@host:port or smtps://...")
+    return SMTPEmailBackend(
+        url.hostname,
+        url.port,
+        username=unquote(url.username) if url.username else None,
+        password=unquote(url.password) if url.password else None,
+        use_starttls=url.scheme == "smtp",
+        use_ssl=url.scheme == "smtps",
+        from_email=config.mail_from,
+    )
+
+
+def create_app(
+    *, hasher: PasswordHasher | None = None, email: EmailBackend | None = None, **settings: Any
+) -> App:
     """Build the showcase.
 
     Args:
         hasher: The password hasher (default: argon2id; tests pass a cheap one).
+        email: The e-mail backend (default: from ``smtp_url``; tests pass a memory one).
         **settings: Settings to override (``database_url=...``, ``redis_url=...``,
             ``debug=True``, ``secret_key=...``); the others come from ``TRELLIS_*``.
     """
@@ -217,6 +254,8 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
     else:
         app.install(MemoryCache())  # the sign-in limits count here
         channels = app.install(Channels())
+    # The editors' notices and the auth battery's password reset e-mails go through it.
+    app.install(email if email is not None else mail_backend(config))
     auth: Auth = app.install(Auth(hasher=hasher, logout_redirect_url="/"))
     app.install(I18n(locales=("en", "fr"), directory=HERE / "locale", url_prefix=True))
     admin: Admin = app.install(Admin(title="Showcase admin"))
@@ -250,14 +289,30 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
     # Jobs run in the process that sent them (the in-process backend), with Redis too: this one
     # is cheap. RedisTasks and `trellis worker` would move them to worker processes unchanged.
     @app.task
-    async def note_posted(note_id: int) -> None:
-        """After a new note: log its size (where a real site would index it, or notify)."""
+    async def note_posted(note_id: int, board_url: str) -> None:
+        """After a new note: log its size, and e-mail the editors (but its author) about it."""
         async with database.session() as session:
             note = await session.get(Note, note_id)
             if note is None:
                 return  # deleted before the job ran
             words = len(note.text.split())
             log.info("note %d by %s: %d words", note.id, note.author.username, words)
+            editors = await session.scalars(
+                select(User.email)
+                .join(User.groups)
+                .where(Group.name == "editor", User.is_active, User.id != note.author_id)
+            )
+            author = note.author.username or note.author.email
+            notices = [
+                EmailMessage(
+                    address,
+                    f"New note from {author}",
+                    f"{author} posted a note:\n\n{note.text}\n\nThe board: {board_url}\n",
+                )
+                for address in editors
+            ]
+        if notices:  # sent after the session is closed: no connection held on the network
+            await app.state.email.send(*notices)
 
     # One budget for the page's form and the API, counted in the app's cache: with Redis, the
     # limit holds across every worker process.
@@ -270,12 +325,13 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
             raise HTTPError(404, _("No note with id %(id)s", id=id))
         return note
 
-    async def add_note(db: AsyncSession, user: User, text: str) -> Note:
+    async def add_note(request: Request, db: AsyncSession, user: User, text: str) -> Note:
         note = Note(text=text, author=user)
         db.add(note)
         await db.commit()  # committed before the others hear of it
         await publish("note", NoteOut.of(note))
-        await note_posted.send(note.id)  # after the commit: the job finds the row
+        board_url = str(request.url.replace(path=request.url_for("home"), query=""))
+        await note_posted.send(note.id, board_url)  # after the commit: the job finds the row
         return note
 
     async def remove_note(db: AsyncSession, user: User, note: Note) -> None:
@@ -330,7 +386,7 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
             )
         if not form.is_valid:
             return await home_page(request, user, db, form)
-        await add_note(db, user, form.data["text"])
+        await add_note(request, db, user, form.data["text"])
         flash(request, _("Your note is on the board."), "success")
         return RedirectResponse(request.url_for("home"), 303)
 
@@ -386,14 +442,17 @@ def create_app(*, hasher: PasswordHasher | None = None, **settings: Any) -> App:
         dependencies=[current_user, posting_limit],
     )
     async def create_note(
-        form: Annotated[NoteForm, NoteForm.as_dependency()], user: CurrentUser, db: Session
+        request: Request,
+        form: Annotated[NoteForm, NoteForm.as_dependency()],
+        user: CurrentUser,
+        db: Session,
     ) -> NoteOut:
         """Post a note as the signed-in user.
 
         With the session cookie, send the token of `GET /api/auth/csrf` as `X-CSRF-Token`;
         or sign in with `POST /api/auth/login` and `"token": true` for a bearer token.
         """
-        return NoteOut.of(await add_note(db, user, form.data["text"]))
+        return NoteOut.of(await add_note(request, db, user, form.data["text"]))
 
     @api.route("/notes/{id:int}", responses=found)
     class NoteView(View):

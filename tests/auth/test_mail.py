@@ -142,7 +142,11 @@ async def test_memory_backend_keeps_an_outbox() -> None:
 
 def test_backends_are_plugins() -> None:
     app = App(debug=True)
-    assert isinstance(email_backend(app), ConsoleEmailBackend)  # the default
+    assert isinstance(email_backend(app), ConsoleEmailBackend)  # the default in development
+    # production never prints what e-mails carry: the machine's mail server by default
+    production = email_backend(App(debug=False, secret_key="k3Jx9-Q2vLr8TzWm5NpYd4HsBcF7gUaE"))
+    assert isinstance(production, SMTPEmailBackend)
+    assert (production.host, production.port) == ("localhost", 25)
     memory = MemoryEmailBackend()
     other = App(debug=True)
     assert other.install(memory) is memory

@@ -10,11 +10,16 @@ from trellis.checks import deploy_problems
 from trellis.contrib.auth import Auth
 from trellis.contrib.auth.oauth import GitHub, OIDCProvider
 from trellis.contrib.db import Database
+from trellis.contrib.mail import ConsoleEmailBackend, MemoryEmailBackend, SMTPEmailBackend
 
 
 def problems(tmp_path: Path, **options: Any) -> dict[str, str]:
+    """The auth battery's deployment problems; the app sends mail unless told otherwise."""
     app = App(debug=False, secret_key="k3Jx9-Q2vLr8TzWm5NpYd4HsBcF7gUaE")
     app.install(Database(f"sqlite:///{tmp_path / 'x.db'}"))
+    mailer = options.pop("mailer", SMTPEmailBackend("smtp.example.com", use_starttls=True))
+    if mailer is not None:
+        app.install(mailer)
     app.install(Auth(**options))
     return {p.id: p.message for p in deploy_problems(app) if p.id.startswith("auth.")}
 
@@ -45,3 +50,15 @@ def test_plain_http_reset_links_are_a_warning(tmp_path: Path) -> None:
     )
     assert "Auth(site_url, password_reset_url)" in found["auth.W003"]
     assert problems(tmp_path, site_url="https://example.com") == {}
+
+
+def test_reset_emails_printed_to_the_console_are_a_warning(tmp_path: Path) -> None:
+    found = problems(tmp_path, mailer=ConsoleEmailBackend())
+    assert "go to the ConsoleEmailBackend, which prints them" in found["auth.W004"]
+    assert "auth.W004" in problems(tmp_path, mailer=None, email=ConsoleEmailBackend())
+    # Auth's own backend wins over the app's
+    assert problems(tmp_path, mailer=ConsoleEmailBackend(), email=MemoryEmailBackend()) == {}
+    # without the pages and the API there are no reset e-mails to send
+    assert problems(tmp_path, mailer=ConsoleEmailBackend(), pages=False, api=False) == {}
+    # none installed: production sends through localhost:25, nothing is printed
+    assert problems(tmp_path, mailer=None) == {}

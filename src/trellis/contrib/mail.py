@@ -9,6 +9,7 @@ await mail.send(EmailMessage("ann@example.com", "Welcome", "Hello Ann!"))
 ```
 
 - ``ConsoleEmailBackend`` (the default in development) prints each message to stdout;
+  production's default is ``SMTPEmailBackend()``, the machine's own mail server;
 - ``SMTPEmailBackend`` speaks SMTP with the standard library's ``smtplib``, in a worker thread
   so the event loop never waits on the network;
 - ``MemoryEmailBackend`` keeps the messages in ``.outbox``, for tests.
@@ -158,10 +159,15 @@ class _Plugin:
 
 
 def email_backend(app: App) -> EmailBackend:
-    """The app's e-mail backend: ``app.state.email``, or a ``ConsoleEmailBackend``."""
+    """The app's e-mail backend: ``app.state.email`` if one is installed.
+
+    Otherwise, in debug mode a ``ConsoleEmailBackend``; in production an ``SMTPEmailBackend``
+    for the mail server of this machine (``localhost:25``), as other frameworks do: printing
+    would put what e-mails carry (password reset links) into the logs.
+    """
     backend = getattr(app.state, "email", None)
     if backend is None:
-        backend = ConsoleEmailBackend()
+        backend = ConsoleEmailBackend() if app.debug else SMTPEmailBackend()
         app.state.email = backend
     return backend
 

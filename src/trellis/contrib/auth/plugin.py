@@ -410,6 +410,24 @@ class Auth:
                     fix="Give https:// URLs to Auth(site_url=..., password_reset_url=...).",
                 )
             )
+        if (self.pages or self.api) and _prints_email(
+            self.email or getattr(app.state, "email", None)
+        ):
+            problems.append(
+                DeployProblem(
+                    id="auth.W004",
+                    message=(
+                        "Password reset e-mails go to the ConsoleEmailBackend, which prints them:"
+                        " whoever reads the logs can use their links to take over the accounts,"
+                        " and the users get no e-mail."
+                    ),
+                    fix=(
+                        "Install a backend that sends, such as SMTPEmailBackend(...) from"
+                        " trellis.contrib.mail (without one, production sends through the"
+                        " mail server on localhost:25)."
+                    ),
+                )
+            )
         return problems
 
     def __repr__(self) -> str:
@@ -422,6 +440,13 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _prints_email(backend: Any) -> bool:
+    # The mail module is stdlib only; importing it here costs nothing when Auth is installed.
+    from trellis.contrib.mail import ConsoleEmailBackend
+
+    return isinstance(backend, ConsoleEmailBackend)
 
 
 def _is_plain_http(url: Any) -> bool:

@@ -6,7 +6,9 @@ Convention for these pages:
   fresh namespace, so it must import what it uses and should check what it shows with
   ``assert`` (usually through ``TestClient``);
 - a block fenced ```` ```py ```` is a fragment (a signature, a sketch, a server start) and is
-  not run.
+  not run;
+- a block made of snippet includes (``--8<-- "examples/..."``) shows files of ``examples/``,
+  which their own tests run.
 
 The blocks run as in development: ``TRELLIS_DEBUG=1``, in an empty working directory so no
 ``.env`` or ``trellis.toml`` leaks in. A block that wants production says so itself
@@ -19,13 +21,17 @@ block puts it in every key, queue and channel name it uses (``f"{name}:cache:"``
 key containing it is deleted afterwards, so runs share the server without seeing each other's
 keys. Without ``TRELLIS_TEST_REDIS_URL`` the block is skipped, with that reason. The marker
 stays in the docs: it tells readers what the example needs.
+
+A ``python`` block whose first line is ``# needs: smtp`` sends e-mail: it runs with
+``SMTP_HOST``, ``SMTP_PORT`` and ``SMTP_PASSWORD`` (user name ``app``) naming a server on
+loopback (``smtp_sink.py``) that offers STARTTLS with a certificate of its own, trusted through
+``SSL_CERT_FILE`` as a private CA would be. The block must send at least one message there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import sys
 import types
@@ -33,6 +39,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from docs_blocks import blocks
+from smtp_sink import smtp_sink
+from test_docs_other_frameworks import framework
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = ("routing.md", "app.md")
@@ -68,22 +78,23 @@ OTHER_PAGES = (
 # The first line of a block that needs a Redis server (see the module docstring).
 NEEDS_REDIS = "# needs: redis"
 REDIS_ENV = "TRELLIS_TEST_REDIS_URL"
-_BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+# The first line of a block that sends e-mail through an SMTP server (see the module docstring).
+NEEDS_SMTP = "# needs: smtp"
 
 
 def _blocks(page: str) -> list[tuple[int, str, str]]:
     """Return ``(line, language, code)`` for every fenced block of ``page``."""
-    text = (DOCS / page).read_text(encoding="utf-8")
-    return [
-        (text.count("\n", 0, m.start()) + 1, m.group(1), m.group(2)) for m in _BLOCK.finditer(text)
-    ]
+    return [(block.line, block.language, block.code) for block in blocks(page)]
 
 
 EXAMPLES = [
-    pytest.param(page, line, code, id=f"{page}:{line}")
+    pytest.param(block.page, block.line, block.code, id=block.id)
     for page in PAGES + OTHER_PAGES
-    for line, language, code in _blocks(page)
-    if language == "python"
+    for block in blocks(page, "python")
+    # a block that includes a file of examples/ (`--8<-- "examples/..."`) is that example's:
+    # its own test runs it; the Flask, FastAPI and Django side of the "coming from" pages
+    # runs with that framework (test_docs_other_frameworks.py)
+    if not block.includes and framework(block.code) is None
 ]
 
 
@@ -116,6 +127,14 @@ def test_docs_example_runs(
         monkeypatch.setenv("REDIS_PREFIX", name)
         with _deleting_keys(redis_url, name):
             _run(page, line, code, monkeypatch)
+    elif code.startswith(NEEDS_SMTP + "\n"):
+        with smtp_sink(tmp_path) as sink:
+            monkeypatch.setenv("SMTP_HOST", sink.host)
+            monkeypatch.setenv("SMTP_PORT", str(sink.port))
+            monkeypatch.setenv("SMTP_PASSWORD", sink.password)
+            monkeypatch.setenv("SSL_CERT_FILE", str(sink.certificate))  # the CA clients trust
+            _run(page, line, code, monkeypatch)
+        assert sink.messages, "the example sent nothing to the SMTP server"
     else:
         _run(page, line, code, monkeypatch)
 

@@ -462,13 +462,13 @@ def test_profile_errors(client: TestClient) -> None:
 
 def test_create_read_update_delete_an_article(client: TestClient) -> None:
     ann = register(client, "ann")
-    tag1, tag2 = unique("dragons"), unique("training")
+    tag1, tag2 = unique("training"), unique("dragons")
     article = write(client, ann, "How to train your dragon", tagList=[tag1, tag2])
     assert article["slug"].startswith("how-to-train-your-dragon")
     assert article["title"] == "How to train your dragon"
     assert article["description"] == "What it is about"
     assert article["body"] == "The whole text."
-    assert article["tagList"] == [tag1, tag2]  # in the order given
+    assert article["tagList"] == [tag1, tag2]  # in the order given, not sorted
     assert ISO_MS.fullmatch(article["createdAt"]) and ISO_MS.fullmatch(article["updatedAt"])
     assert article["favorited"] is False and article["favoritesCount"] == 0
     assert article["author"] == {
@@ -482,6 +482,9 @@ def test_create_read_update_delete_an_article(client: TestClient) -> None:
     read = client.get(f"/api/articles/{slug}")
     assert read.status_code == 200
     assert read.json()["article"] == article
+    listed = client.get("/api/articles", params={"tag": tag2}).json()
+    assert listed["articlesCount"] == 1
+    assert listed["articles"] == [{k: v for k, v in article.items() if k != "body"}]
 
     updated = client.put(
         f"/api/articles/{slug}", json={"article": {"body": "With two dragons."}}, headers=ann.auth

@@ -133,7 +133,8 @@ def db_command(database: Database) -> click.Group:
             done = migrations(directory).upgrade(target, bind=bind)
         _report(done, "applied", "up to date")
 
-    @db.command("downgrade")
+    # -1 (one step back) is a TARGET, not an unknown option.
+    @db.command("downgrade", context_settings={"ignore_unknown_options": True})
     @click.argument("target")
     @_options
     def downgrade(target: str, bind: str | None, directory: str | None) -> None:

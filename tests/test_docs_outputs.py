@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -667,17 +668,34 @@ def test_nginx_site_for_the_unix_socket(tmp_path: Path) -> None:
     nginx_command = [NGINX, "-p", str(tmp_path), "-e", str(tmp_path / "nginx-error.log")]
     nginx_command += ["-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"]
     app_command = trellis("run", "app:app", "--uds", str(socket_path))
+
+    def nginx_errors() -> str:
+        return (tmp_path / "nginx-error.log").read_text(errors="replace")
+
     with (
         Process(app_command, cwd=tmp_path, name="app", env=env),
         Process(nginx_command, cwd=tmp_path, name="nginx") as nginx,
     ):
         nginx.wait_listening(port)
         wait_for(socket_path.exists, "the application's socket")
+
+        def app_listens() -> bool:
+            # The socket file exists from bind(); connections are refused until listen().
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(socket_path))
+                except OSError:
+                    return False
+            return True
+
+        wait_for(app_listens, "the application listening on its socket")
         visitor = "127.0.0.2"  # not nginx's own address
         transport = httpx.HTTPTransport(local_address=visitor, verify=False)
         with httpx.Client(transport=transport, timeout=20) as client:
             url = f"https://127.0.0.1:{port}/whoami"
-            seen = client.get(url, headers={"host": "example.com"}).json()
+            answer = client.get(url, headers={"host": "example.com"})
+            assert answer.status_code == 200, (answer, answer.text, nginx_errors())
+            seen = answer.json()
             forged = client.get(
                 url, headers={"host": "example.com", "x-forwarded-for": "6.6.6.6"}
             ).json()

@@ -322,11 +322,12 @@ def _host_bind(host: str, port: int) -> _Bind:
     return _Bind(family, host, port)
 
 
-def _listen(binds: Sequence[_Bind]) -> tuple[list[socket.socket], dict[str, int]]:
-    """Bind a socket for each address (several for a name that resolves to several).
+def _listen(binds: Sequence[_Bind], backlog: int) -> tuple[list[socket.socket], dict[str, int]]:
+    """Bind a socket for each address (several for a name that resolves to several), listening.
 
-    Returns the sockets, bound but not listening yet (uvicorn calls ``listen`` with its
-    backlog), and the Unix socket files made, with their inode numbers. Raises
+    They listen at once, before the application starts: a client that connects while it
+    starts (a proxy retrying during a restart) waits in the backlog instead of being refused.
+    Returns the sockets and the Unix socket files made, with their inode numbers. Raises
     ConfigurationError, with everything bound so far undone, when an address cannot be bound.
     """
     sockets: list[socket.socket] = []
@@ -336,9 +337,13 @@ def _listen(binds: Sequence[_Bind]) -> tuple[list[socket.socket], dict[str, int]
             if bind.family == socket.AF_UNIX:
                 sock = _bind_unix(bind)
                 sockets.append(sock)
+                sock.listen(backlog)
                 files[bind.address] = os.lstat(bind.address).st_ino
             else:
-                sockets += _bind_tcp(bind)
+                bound = _bind_tcp(bind)
+                sockets += bound
+                for sock in bound:
+                    sock.listen(backlog)
     except BaseException:
         _close(sockets, files)
         raise
@@ -468,7 +473,7 @@ def _run(config: uvicorn.Config, binds: Sequence[_Bind], workers: int) -> None:
     import uvicorn
 
     with _stop_signals_interrupt():
-        sockets, files = _listen(binds)
+        sockets, files = _listen(binds, config.backlog)
         try:
             scheme = "https" if config.is_ssl else "http"
             for sock in sockets:

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from server_helpers import (
     ServerProcess,
     clean_env,
     free_port,
+    refused,
     trellis,
     write,
 )
@@ -122,3 +124,43 @@ def test_bad_options_are_refused(
     assert result.exit_code == status, result.output
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+SLOW_START = """
+    import asyncio
+    from pathlib import Path
+
+    from trellis import App
+
+    app = App()
+
+
+    @app.on_startup
+    async def warm_up() -> None:
+        await asyncio.sleep(1.5)  # loading caches, checking the database ...
+        Path("started").touch()
+
+
+    @app.get("/")
+    def home() -> str:
+        return "ready"
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_connections_wait_while_the_app_starts(tmp_path: Path, workers: str) -> None:
+    """The sockets listen before start-up: a proxy connecting during a restart is not refused."""
+    write(tmp_path / "slow.py", SLOW_START)
+    port = free_port()
+    args = trellis("run", "slow:app", "--bind", f"127.0.0.1:{port}", "--workers", workers)
+    with ServerProcess(args, tmp_path) as server:
+        while refused("127.0.0.1", port):
+            assert server.proc.poll() is None, server.stderr
+            time.sleep(0.02)
+        # accepted while the start-up hook still runs, then answered once it is done
+        assert not (tmp_path / "started").exists()
+        with httpx.Client(timeout=TIMEOUT) as client:
+            answer = client.get(f"http://127.0.0.1:{port}/")
+        assert (answer.status_code, answer.text) == (200, "ready")
+        assert (tmp_path / "started").exists()
+        assert server.stop(signal.SIGTERM) == 0

@@ -544,6 +544,30 @@ def test_language_links_switch_the_pages_to_french(client: TestClient) -> None:
     assert 'href="/en/auth/login" hreflang="en"' in login  # the same page in English
 
 
+def test_requests_are_traced_with_opentelemetry(showcase: ModuleType, sqlite_url: str) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with TestClient(make_app(showcase, sqlite_url, tracer_provider=provider)) as client:
+        [first, *_] = client.get("/api/notes").json()
+        assert client.get(f"/api/notes/{first['id']}").status_code == 200
+        assert client.get("/api/notes/999999").status_code == 404
+        assert client.get("/healthz").status_code == 200  # a probe: no span
+    spans = {
+        (span.name, span.attributes["http.response.status_code"])
+        for span in exporter.get_finished_spans()
+    }
+    assert spans == {
+        ("GET /api/notes", 200),
+        ("GET /api/notes/{id}", 200),
+        ("GET /api/notes/{id}", 404),
+    }
+
+
 def test_health_and_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -14,7 +14,8 @@ page shows.
 - Live updates: a new note appears at once on every open page, over server-sent events fed
   by channels (through Redis when ``TRELLIS_REDIS_URL`` is set, so across worker processes).
 - English and French: the links at the top (``/fr/...``); the batteries' pages follow.
-- ``/healthz``, ``/readyz`` and ``/metrics`` for the machinery around it; error tickets.
+- ``/healthz``, ``/readyz`` and ``/metrics`` for the machinery around it; error tickets;
+  OpenTelemetry spans for the tracer provider the deployment configures (none: no cost).
 - A background task after each new note, which e-mails the editors (mail battery: printed to
   the console in development, SMTP when ``TRELLIS_SMTP_URL`` is set); a rate limit on posting;
   and in development the inspector (``/_inspector``: each request's SQL, templates and timings).
@@ -61,6 +62,7 @@ from trellis.contrib.i18n import I18n
 from trellis.contrib.inspector import Inspector
 from trellis.contrib.mail import ConsoleEmailBackend, EmailBackend, EmailMessage, SMTPEmailBackend
 from trellis.contrib.ops import Health, Metrics
+from trellis.contrib.otel import OpenTelemetry
 from trellis.contrib.tickets import Tickets
 from trellis.http.sse import EventSourceResponse, ServerSentEvent
 from trellis.i18n import gettext as _
@@ -226,13 +228,19 @@ def mail_backend(config: ShowcaseSettings) -> EmailBackend:
 
 
 def create_app(
-    *, hasher: PasswordHasher | None = None, email: EmailBackend | None = None, **settings: Any
+    *,
+    hasher: PasswordHasher | None = None,
+    email: EmailBackend | None = None,
+    tracer_provider: Any = None,
+    **settings: Any,
 ) -> App:
     """Build the showcase.
 
     Args:
         hasher: The password hasher (default: argon2id; tests pass a cheap one).
         email: The e-mail backend (default: from ``smtp_url``; tests pass a memory one).
+        tracer_provider: Where the request spans go (default: OpenTelemetry's global one,
+            which the deployment sets up with its exporter; unset, spans cost nothing).
         **settings: Settings to override (``database_url=...``, ``redis_url=...``,
             ``debug=True``, ``secret_key=...``); the others come from ``TRELLIS_*``.
     """
@@ -263,6 +271,10 @@ def create_app(
     app.install(Tickets())
     app.install(Health())
     app.install(Metrics())
+    # A span per request, named after its route ("GET /api/notes/{id}"); JSON log lines get
+    # its trace and span ids. The probes and the live stream would only be noise.
+    quiet = ("/healthz", "/readyz", "/metrics", "/events")
+    app.install(OpenTelemetry(tracer_provider, excluded_paths=quiet))
     app.install(APIDocs())  # /openapi.json, /docs and /redoc, served without any network
     if app.debug:  # never in production, where it refuses to be installed
         app.install(Inspector(ignore=("/static", "/events")))

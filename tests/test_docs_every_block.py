@@ -7,7 +7,9 @@ A block is accounted for when:
 - a test runs or checks every block of its language on its page: ``CHECKED`` names that test,
   and the test file names the page.
 
-A new page or a block in a new language fails here until a test takes it.
+A new page or a block in a new language fails here until a test takes it. The API reference
+pages (``docs/reference/``) hold no blocks of their own: theirs come from docstrings, which
+``test_docs_docstrings.py`` collects as the site renders them and runs or checks.
 """
 
 from __future__ import annotations

@@ -205,8 +205,17 @@ class Settings(BaseSettings):
 
     Example:
         ```python
+        from pathlib import Path
+
+        from trellis.config import Settings, load_settings
+
+
         class MySettings(Settings):
             stripe_key: str  # from TRELLIS_STRIPE_KEY, .env or trellis.toml
+
+
+        Path(".env").write_text("TRELLIS_STRIPE_KEY=sk_test_123")
+        assert load_settings(MySettings).stripe_key == "sk_test_123"
         ```
     """
 

@@ -67,7 +67,21 @@ class HTTPError(Exception):
 
     Example:
         ```python
-        raise HTTPError(404, "No user with id 7")
+        from trellis import App, HTTPError
+        from trellis.testing import TestClient
+
+        app = App()
+
+
+        @app.get("/users/{id:int}")
+        async def user(id: int) -> dict[str, int]:
+            raise HTTPError(404, "No user with id 7")
+
+
+        with TestClient(app) as client:
+            response = client.get("/users/7")
+            assert response.status_code == 404
+            assert "No user with id 7" in response.text
         ```
     """
 

@@ -234,15 +234,33 @@ class Depends:
 
     Example:
         ```python
+        from typing import Annotated
+
+        from trellis import App, Depends
+        from trellis.testing import TestClient
+
+        opened: list[str] = []
+
+
         async def get_db():
-            db = await connect()
+            opened.append("open")  # db = await connect()
             try:
-                yield db
+                yield {"7": "Ada"}
             finally:
-                await db.close()
+                opened.append("closed")  # await db.close(), once the response is sent
+
+
+        app = App()
+
 
         @app.get("/users/{id:int}")
-        async def user(id: int, db: Annotated[DB, Depends(get_db)]) -> User: ...
+        async def user(id: int, db: Annotated[dict[str, str], Depends(get_db)]) -> dict[str, str]:
+            return {"name": db[str(id)]}
+
+
+        with TestClient(app) as client:
+            assert client.get("/users/7").json() == {"name": "Ada"}
+        assert opened == ["open", "closed"]
         ```
     """
 

@@ -23,13 +23,24 @@ class View:
 
     Example:
         ```python
+        from trellis import App, View
+        from trellis.testing import TestClient
+
+        app = App()
+
+
         @app.route("/items/{id:int}")
         class ItemView(View):
             async def get(self, id: int) -> dict[str, int]:
                 return {"id": id}
 
-            async def delete(self, id: int) -> None:
-                ...
+            async def delete(self, id: int) -> None: ...
+
+
+        with TestClient(app) as client:
+            assert client.get("/items/3").json() == {"id": 3}
+            assert client.delete("/items/3").status_code == 204
+            assert client.put("/items/3").status_code == 405  # no put method
         ```
     """
 

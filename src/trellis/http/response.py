@@ -56,7 +56,19 @@ class Response:
 
     Example:
         ```python
-        return Response(b"\x89PNG...", media_type="image/png")
+        from trellis import App, Response
+        from trellis.testing import TestClient
+
+        app = App()
+
+
+        @app.get("/logo.png")
+        async def logo() -> Response:
+            return Response(b"\x89PNG...", media_type="image/png")
+
+
+        with TestClient(app) as client:
+            assert client.get("/logo.png").headers["content-type"] == "image/png"
         ```
     """
 

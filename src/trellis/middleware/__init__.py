@@ -1,10 +1,28 @@
 """Pure ASGI middleware, and ``Middleware``, the spec the application builds its stack from.
 
 Every middleware here is a class ``X(app, **options)`` whose instances are ASGI applications.
-The application folds the registered specs into one chain once, at start-up::
+The application folds the registered specs into one chain once, at start-up:
 
-    app.add_middleware(CORSMiddleware, allow_origins=["https://example.com"])
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
+```python
+from trellis import App
+from trellis.middleware import CORSMiddleware, GZipMiddleware
+from trellis.testing import TestClient
+
+app = App()
+app.add_middleware(CORSMiddleware, allow_origins=["https://example.com"])
+app.add_middleware(GZipMiddleware, minimum_size=1000)
+
+
+@app.get("/")
+async def index() -> str:
+    return "x" * 2000
+
+
+with TestClient(app) as client:
+    response = client.get("/", headers={"origin": "https://example.com"})
+    assert response.headers["access-control-allow-origin"] == "https://example.com"
+    assert response.headers["content-encoding"] == "gzip"
+```
 
 Options are checked when the chain is built, so a misconfiguration stops start-up with a
 ``ConfigurationError`` instead of surfacing on a request.
@@ -63,10 +81,12 @@ class Middleware:
         **kwargs: Keyword options for the factory.
 
     Example:
-        >>> from trellis.middleware import GZipMiddleware, Middleware
-        >>> spec = Middleware(GZipMiddleware, minimum_size=1000)
-        >>> spec
-        Middleware(GZipMiddleware, minimum_size=1000)
+        ```python
+        from trellis.middleware import GZipMiddleware, Middleware
+
+        spec = Middleware(GZipMiddleware, minimum_size=1000)
+        assert repr(spec) == "Middleware(GZipMiddleware, minimum_size=1000)"
+        ```
     """
 
     __slots__ = ("args", "factory", "kwargs")

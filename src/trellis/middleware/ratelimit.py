@@ -35,8 +35,22 @@ class RateLimitMiddleware:
         clock: The wall-clock time in seconds; tests pass theirs.
 
     Example:
-        ```py
-        app.add_middleware(RateLimitMiddleware, rate="1000/hour", exclude=["/health"])
+        ```python
+        from trellis import App
+        from trellis.middleware import RateLimitMiddleware
+        from trellis.testing import TestClient
+
+        app = App()
+        app.add_middleware(RateLimitMiddleware, rate="2/hour", exclude=["/health"])
+
+
+        @app.get("/")
+        async def index() -> str:
+            return "hello"
+
+
+        with TestClient(app) as client:
+            assert [client.get("/").status_code for _ in range(3)] == [200, 200, 429]
         ```
     """
 

@@ -1,11 +1,20 @@
 """OpenAPI: the API's description, and interactive docs pages that work offline.
 
 ``APIDocs`` serves the OpenAPI document (``/openapi.json``) and the Swagger UI (``/docs``) and
-ReDoc (``/redoc``) pages, whose scripts and stylesheets ship inside the package::
+ReDoc (``/redoc``) pages, whose scripts and stylesheets ship inside the package:
 
-    from trellis.openapi import APIDocs
+```python
+from trellis import App
+from trellis.openapi import APIDocs
+from trellis.testing import TestClient
 
-    app.install(APIDocs())
+app = App()
+app.install(APIDocs())
+
+with TestClient(app) as client:
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.")
+    assert client.get("/docs").status_code == client.get("/redoc").status_code == 200
+```
 """
 
 from trellis.openapi.docs import APIDocs as APIDocs

@@ -34,14 +34,36 @@ class Converter:
 
     Example:
         ```python
+        from datetime import date
+
+        from trellis import App
+        from trellis.routing import Converter, register_converter
+        from trellis.testing import TestClient
+
+
         class DateConverter(Converter):
             regex = r"\d{4}-\d{2}-\d{2}"
+
             def to_python(self, value: str) -> date:
                 return date.fromisoformat(value)
+
             def to_url(self, value: date) -> str:
                 return value.isoformat()
 
+
         register_converter("date", DateConverter)
+        app = App()
+
+
+        @app.get("/archive/{day:date}", name="archive")
+        async def archive(day: date) -> dict[str, str]:
+            return {"weekday": day.strftime("%A")}
+
+
+        with TestClient(app) as client:
+            assert client.get("/archive/2024-05-17").json() == {"weekday": "Friday"}
+            assert client.get("/archive/yesterday").status_code == 404
+        assert app.url_for("archive", day=date(2024, 5, 17)) == "/archive/2024-05-17"
         ```
     """
 

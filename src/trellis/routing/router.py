@@ -109,13 +109,22 @@ class Router:
 
     Example:
         ```python
+        from trellis import App, Router
+        from trellis.testing import TestClient
+
         api = Router("/api", name="api")
+
 
         @api.get("/users/{id:int}")
         async def get_user(id: int) -> dict[str, int]:
             return {"id": id}
 
+
+        app = App()
         app.include(api)
+
+        with TestClient(app) as client:
+            assert client.get("/api/users/7").json() == {"id": 7}
         ```
     """
 

@@ -1,17 +1,35 @@
 """Typed background jobs: ``@app.task``, ``send``, delays, retries, periodic schedules.
 
-```py
+```python
 from datetime import timedelta
 
-@app.task(retries=5, timeout=30)
-async def send_welcome(user_id: int) -> None: ...
+from trellis import App
+from trellis.testing import TestClient
 
-@app.periodic("*/5 * * * *")          # or timedelta(minutes=5)
+app = App()
+welcomed: list[int] = []
+
+
+@app.task(retries=5, timeout=30)
+async def send_welcome(user_id: int) -> None:
+    welcomed.append(user_id)
+
+
+@app.periodic("*/5 * * * *")  # or timedelta(minutes=5)
 async def refresh_feeds() -> None: ...
 
-job = await send_welcome.send(42)      # checked against the hints, runs soon
-await send_welcome.send_in(timedelta(hours=1), 42)
-await send_welcome(42)                 # runs here and now, as a plain call
+
+async def signup() -> None:
+    await send_welcome.send(42)  # checked against the hints, runs soon
+    await send_welcome(7)  # runs here and now, as a plain call
+
+
+with TestClient(app) as client:
+    client.call(signup)
+    client.call(app.tasks.join)  # wait for the jobs sent so far (tests only)
+    assert welcomed == [7, 42]
+    job = client.call(send_welcome.send_in, timedelta(hours=1), 42)
+    assert job.task == "send_welcome"  # and job.run_at is an hour from now
 ```
 
 Jobs go to the app's task backend: the ``InProcessBackend`` by default (on the app's own event

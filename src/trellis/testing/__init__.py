@@ -166,11 +166,29 @@ class TestClient(httpx.Client):
         """Run ``await fn(*args)`` on the app's event loop and return its result.
 
         Inside the client's ``with`` block the app runs on a loop of its own; code that uses
-        the app's connections (a database session, a pool) must run there::
+        the app's connections (a database session, a pool) must run there:
 
-            with TestClient(app) as client:
-                client.post("/notes", json={"text": "hi"})
-                assert client.call(count_notes) == 1
+        ```python
+        from trellis import App
+        from trellis.testing import TestClient
+
+        app = App()
+        notes: list[str] = []
+
+
+        @app.post("/notes")
+        async def add(text: str) -> None:
+            notes.append(text)
+
+
+        async def count_notes() -> int:  # a query on the app's database, say
+            return len(notes)
+
+
+        with TestClient(app) as client:
+            client.post("/notes", params={"text": "hi"})
+            assert client.call(count_notes) == 1
+        ```
 
         Raises:
             RuntimeError: outside the ``with`` block (no loop is running).

@@ -1,25 +1,36 @@
 """The admin battery: pages and a JSON API to manage your models, for staff users.
 
-```py
-from trellis import App
-from trellis.contrib.admin import Admin, ModelAdmin, action
-from trellis.contrib.auth import Auth
-from trellis.contrib.db import Database
+```python
+from sqlalchemy.orm import Mapped, mapped_column
 
-app = App()
-app.install(Database(url))
-app.install(Auth())
-admin = app.install(Admin(title="Bookshop"))
+from trellis import App
+from trellis.contrib.admin import Admin, ModelAdmin
+from trellis.contrib.auth import Auth
+from trellis.contrib.db import Database, IdMixin, Model
+from trellis.testing import TestClient
+
+
+class Book(IdMixin, Model):
+    title: Mapped[str]
+    published: Mapped[bool] = mapped_column(default=False)
 
 
 class BookAdmin(ModelAdmin):
-    list_display = ("title", "author", "published")
+    list_display = ("title", "published")
     search_fields = ("title",)
-    list_filter = ("published", "author_id")
+    list_filter = ("published",)
 
 
+app = App()
+app.install(Database("sqlite://"))
+app.install(Auth())
+admin = app.install(Admin(title="Bookshop"))
 admin.register(Book, BookAdmin)
-admin.register(Author)
+
+with TestClient(app) as client:
+    # staff only: a browser that is not signed in is sent to the login page
+    page = client.get("/admin/book", headers={"accept": "text/html"}, follow_redirects=False)
+    assert page.headers["location"] == "/auth/login?next=%2Fadmin%2Fbook"
 ```
 
 Each registered model gets a list (search, filters, sorting, pages, bulk actions), a detail

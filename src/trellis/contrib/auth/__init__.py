@@ -1,20 +1,28 @@
 """The auth battery: users, sign-in, tokens, JWTs and permissions.
 
-```py
+```python
 from trellis import App
 from trellis.contrib.auth import Auth, CurrentUser, requires
 from trellis.contrib.db import Database
+from trellis.testing import TestClient
 
 app = App()
-app.install(Database(url))
+app.install(Database("sqlite://"))
 auth = app.install(Auth())
+
 
 @app.get("/me")
 async def me(user: CurrentUser) -> dict[str, str]:
     return {"email": user.email}
 
+
 @app.post("/articles/{id:int}/publish", dependencies=[requires("articles.publish")])
 async def publish(id: int) -> None: ...
+
+
+with TestClient(app) as client:
+    assert client.get("/me").status_code == 401  # signed in: {"email": ...}
+    assert client.post("/articles/1/publish").status_code == 401
 ```
 
 Needs the ``auth`` extra: ``pip install 'trellis[auth]'`` (argon2-cffi, PyJWT, Authlib).

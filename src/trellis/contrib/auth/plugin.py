@@ -314,10 +314,26 @@ class Auth:
         """Decorator: a rule ``rule(user, obj) -> bool`` (or async) granting ``codename``.
 
         Example:
-            ```py
+            ```python
+            from sqlalchemy.orm import Mapped
+
+            from trellis.contrib.auth import Auth, User
+            from trellis.contrib.db import IdMixin, Model
+
+            auth = Auth()
+
+
+            class Article(IdMixin, Model):
+                author_id: Mapped[int]
+
+
             @auth.object_permission("articles.edit")
             def author_edits(user: User, article: Article) -> bool:
                 return article.author_id == user.id
+
+
+            # the decorator registers the rule and returns it unchanged
+            assert author_edits(User(id=3), Article(author_id=3))
             ```
         """
         return self.object_rules.register(codename)

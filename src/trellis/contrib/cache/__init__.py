@@ -1,13 +1,25 @@
 """Caches: one async interface, three backends that behave the same.
 
-```py
+```python
+from trellis import App
 from trellis.contrib.cache import MemoryCache
+from trellis.testing import TestClient
 
-cache = app.install(MemoryCache())           # app.state.cache
+app = App()
+cache = app.install(MemoryCache())  # app.state.cache
 
-await cache.set("weather:paris", {"temp": 21.5}, ttl=600)
-await cache.get("weather:paris")             # {"temp": 21.5}
-await cache.incr(f"hits:{ip}", ttl=60)       # a counter, atomic
+
+@app.get("/weather")
+async def weather() -> dict[str, float]:
+    views = await cache.incr("views:weather", ttl=60)  # a counter, atomic
+    if await cache.get("weather:paris") is None:
+        await cache.set("weather:paris", {"temp": 21.5}, ttl=600)
+    return {"views": views, **await cache.get("weather:paris")}
+
+
+with TestClient(app) as client:
+    assert client.get("/weather").json() == {"views": 1, "temp": 21.5}
+    assert client.get("/weather").json() == {"views": 2, "temp": 21.5}
 ```
 
 - ``MemoryCache``: in this process (tests, development, a single process).

@@ -16,10 +16,36 @@ __all__ = ["FragmentCache"]
 class FragmentCache:
     """Plugin: ``{% cache name, ttl, *parts %} ... {% endcache %}`` in the app's templates.
 
-    ```py
+    ```python
+    from pathlib import Path
+
+    from trellis import App, HTMLResponse
+    from trellis.contrib.cache import FragmentCache, MemoryCache
+    from trellis.templating import render
+    from trellis.testing import TestClient
+
+    Path("templates").mkdir()
+    Path("templates/home.html").write_text("{% cache 'menu', 60 %}{{ menu() }}{% endcache %}")
+
     app = App(templates_dir="templates")
-    app.install(MemoryCache())          # app.state.cache: the fragments go there too
+    app.install(MemoryCache())  # app.state.cache: the fragments go there too
     app.install(FragmentCache())
+    built: list[str] = []
+
+
+    def menu() -> str:
+        built.append("menu")
+        return "Home | Blog"
+
+
+    @app.get("/")
+    async def home() -> HTMLResponse:
+        return render("home.html", menu=menu)
+
+
+    with TestClient(app) as client:
+        assert client.get("/").text == client.get("/").text == "Home | Blog"
+    assert built == ["menu"]  # rendered once, then served from the cache
     ```
 
     At start-up it adds ``trellis.contrib.cache.jinja.CacheExtension`` to ``app.templates``.

@@ -75,12 +75,26 @@ class MemoryCache(GetOrSet):
     nothing in the cache) and a value JSON cannot hold is refused with ``TypeError``.
     Beyond ``max_entries`` keys, the least recently used ones are dropped.
 
-    ```py
-    cache = app.install(MemoryCache())          # app.state.cache
-    await cache.set("answer", {"n": 42}, ttl=60)
-    await cache.incr(f"hits:{ip}", ttl=60)      # a counter in a one-minute window
-    await cache.get_or_set("report", build_report, ttl=300)  # built once, however many ask
-    cache.get_now("answer")                     # without await, for synchronous code
+    ```python
+    import asyncio
+
+    from trellis.contrib.cache import MemoryCache
+
+
+    async def build_report() -> dict[str, int]:
+        return {"orders": 12}
+
+
+    async def main() -> None:
+        cache = MemoryCache()  # in an app: app.install(MemoryCache()), then app.state.cache
+        await cache.set("answer", {"n": 42}, ttl=60)
+        assert await cache.incr("hits:10.0.0.1", ttl=60) == 1  # a counter in a one-minute window
+        # built once, however many ask at the same time
+        assert await cache.get_or_set("report", build_report, ttl=300) == {"orders": 12}
+        assert cache.get_now("answer") == {"n": 42}  # without await, for synchronous code
+
+
+    asyncio.run(main())
     ```
 
     Args:

@@ -1,21 +1,31 @@
 """The data battery: SQLAlchemy 2 models, per-request transactions, several databases.
 
-```py
+```python
+from sqlalchemy.orm import Mapped
+
 from trellis import App
 from trellis.contrib.db import Database, IdMixin, Model, Session
+from trellis.testing import TestClient
 
 app = App()
 db = app.install(Database("sqlite:///app.db"))
 
+
 class Note(IdMixin, Model):
     text: Mapped[str]
+
 
 @app.post("/notes")
 async def add(text: str, db: Session) -> dict[str, int]:
     note = Note(text=text)
     db.add(note)
     await db.flush()
-    return {"id": note.id}          # committed when the handler returns
+    return {"id": note.id}  # committed when the handler returns
+
+
+with TestClient(app) as client:
+    client.call(db.create_all)  # a project runs `trellis db upgrade`
+    assert client.post("/notes", params={"text": "hi"}).json() == {"id": 1}
 ```
 
 Needs the ``db`` extra: ``pip install 'trellis[db]'``.

@@ -577,9 +577,30 @@ class Database:
     async def transaction(self, *, bind: str | None = None) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed when the block ends, rolled back on error.
 
-        ```py
-        async with db.transaction() as session:
-            session.add(Article(title="Hello"))
+        ```python
+        import asyncio
+
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import Mapped
+
+        from trellis.contrib.db import Database, IdMixin, Model
+
+
+        class Article(IdMixin, Model):
+            title: Mapped[str]
+
+
+        async def main() -> None:
+            db = Database("sqlite:///app.db")  # in an app: db = app.install(Database(...))
+            await db.create_all()
+            async with db.transaction() as session:
+                session.add(Article(title="Hello"))
+            async with db.transaction() as session:
+                assert await session.scalar(select(func.count()).select_from(Article)) == 1
+            await db.dispose()
+
+
+        asyncio.run(main())
         ```
         """
         async with self.session(bind=bind) as session, session.begin():

@@ -129,7 +129,24 @@ def page_params(
 
     Example:
         ```python
+        from typing import Annotated
+
+        from trellis import App, Depends
+        from trellis.contrib.db import PageParams, page_params
+        from trellis.testing import TestClient
+
         Pagination = Annotated[PageParams, Depends(page_params(max_limit=50))]
+        app = App()
+
+
+        @app.get("/books")
+        async def books(page: Pagination) -> dict[str, int]:
+            return {"limit": page.limit, "offset": page.offset}
+
+
+        with TestClient(app) as client:
+            assert client.get("/books?offset=40").json() == {"limit": 20, "offset": 40}
+            assert client.get("/books?limit=500").status_code == 422
         ```
 
     Raises:

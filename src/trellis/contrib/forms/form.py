@@ -155,6 +155,17 @@ class Form(metaclass=FormMeta):
 
     Example:
         ```python
+        import asyncio
+
+        from trellis.contrib.forms import (
+            BooleanField,
+            EmailField,
+            Form,
+            IntegerField,
+            ValidationError,
+        )
+
+
         class SignupForm(Form):
             email = EmailField()
             age = IntegerField(min_value=13, required=False)
@@ -163,6 +174,11 @@ class Form(metaclass=FormMeta):
             def clean(self, data):
                 if data["email"].endswith("@example.com"):
                     raise ValidationError("Use your own address.", field="email")
+
+
+        form = SignupForm({"email": "ann@example.com", "terms": True})  # JSON, or a form's data
+        assert asyncio.run(form.validate()) is False
+        assert form.errors["email"] == ["Use your own address."]
         ```
     """
 

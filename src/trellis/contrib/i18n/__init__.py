@@ -1,16 +1,24 @@
 """The i18n battery: translations (Babel catalogs), locale selection and localized formatting.
 
-```py
+```python
 from trellis import App
 from trellis.contrib.i18n import I18n, format_currency
 from trellis.i18n import gettext as _
+from trellis.testing import TestClient
 
-app = App(templates_dir="templates")
+app = App()
 app.install(I18n(default_locale="en", locales=("en", "fr"), timezone="Europe/Paris"))
+
 
 @app.get("/price")
 async def price() -> dict[str, str]:
     return {"label": _("Price"), "value": format_currency(12.5, "EUR")}
+
+
+with TestClient(app) as client:
+    assert client.get("/price").json() == {"label": "Price", "value": "€12.50"}
+    french = client.get("/price", headers={"accept-language": "fr"}).json()
+    assert french["value"] == "12,50\u00a0€"  # no catalog here: the label stays "Price"
 ```
 
 Messages are marked with ``trellis.i18n`` (``gettext``, ``ngettext``, ``pgettext``,

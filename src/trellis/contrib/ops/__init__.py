@@ -1,10 +1,18 @@
 """Operations: health endpoints and Prometheus metrics.
 
-```py
+```python
+from trellis import App
 from trellis.contrib.ops import Health, Metrics
+from trellis.testing import TestClient
 
-app.install(Health())    # GET /healthz (liveness), GET /readyz (database, Redis, your checks)
-app.install(Metrics())   # GET /metrics (requests, latency, in flight, exceptions by route)
+app = App()
+app.install(Health())  # GET /healthz (liveness), GET /readyz (database, Redis, your checks)
+app.install(Metrics())  # GET /metrics (requests, latency, in flight, exceptions by route)
+
+with TestClient(app) as client:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    assert "trellis_requests_total" in client.get("/metrics").text
 ```
 
 ``Health`` needs nothing more; ``Metrics`` needs the ``ops`` extra (prometheus_client):

@@ -1,9 +1,30 @@
 """OpenTelemetry: a server span per request and websocket, request metrics, log correlation.
 
-```py
-from trellis.contrib.otel import OpenTelemetry
+```python
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-app.install(OpenTelemetry(excluded_paths=("/healthz", "/metrics")))
+from trellis import App
+from trellis.contrib.otel import OpenTelemetry
+from trellis.testing import TestClient
+
+exporter = InMemorySpanExporter()  # in production: the SDK with an OTLP exporter
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+app = App()
+app.install(OpenTelemetry(provider, excluded_paths=("/healthz", "/metrics")))
+
+
+@app.get("/orders/{id:int}")
+async def order(id: int) -> dict[str, int]:
+    return {"id": id}
+
+
+with TestClient(app) as client:
+    client.get("/orders/7")
+assert [span.name for span in exporter.get_finished_spans()] == ["GET /orders/{id}"]
 ```
 
 Pure ASGI middleware on OpenTelemetry's API: spans go to the tracer provider you configure

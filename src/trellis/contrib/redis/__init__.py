@@ -1,12 +1,25 @@
 """Redis batteries: a cache, a session store and channels shared by every process.
 
-```py
+```python
+# needs: redis
+import os
+
+from trellis import App
 from trellis.channels import Channels
 from trellis.contrib.redis import RedisCache, RedisChannels, RedisSessionStore
+from trellis.testing import TestClient
 
-app.install(RedisCache("redis://localhost:6379/0"))          # app.state.cache
-app.install(RedisSessionStore("redis://localhost:6379/0"))   # app.state.session_store
-channels = app.install(Channels(RedisChannels("redis://localhost:6379/0")))
+url = os.environ["REDIS_URL"]  # redis://localhost:6379/0
+name = os.environ["REDIS_PREFIX"]  # this app's keys, apart from other apps'
+
+app = App()
+cache = app.install(RedisCache(url, prefix=f"{name}:cache:"))  # app.state.cache
+app.install(RedisSessionStore(url, prefix=f"{name}:session:"))  # app.state.session_store
+channels = app.install(Channels(RedisChannels(url, prefix=f"{name}:channels:")))
+
+with TestClient(app) as client:
+    client.call(cache.set, "greeting", "hello")
+    assert client.call(cache.get, "greeting") == "hello"
 ```
 
 All connect at start-up (the app does not start when Redis is unreachable) and close at

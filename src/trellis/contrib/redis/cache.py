@@ -76,10 +76,29 @@ class RedisCache(LockedGetOrSet, RedisStore):
     pickle: a tuple comes back as a list), ``incr`` and ``add`` are atomic across processes.
     Every key is stored under ``prefix``, and ``clear()`` removes only those keys.
 
-    ```py
-    cache = app.install(RedisCache("redis://localhost:6379/0"))   # app.state.cache
-    await cache.set("weather:paris", {"temp": 21.5}, ttl=600)
-    await cache.incr(f"hits:{ip}", ttl=60)
+    ```python
+    # needs: redis
+    import os
+
+    from trellis import App
+    from trellis.contrib.redis import RedisCache
+    from trellis.testing import TestClient
+
+    app = App()
+    prefix = os.environ["REDIS_PREFIX"] + ":cache:"  # default "trellis:cache:"
+    cache = app.install(RedisCache(os.environ["REDIS_URL"], prefix=prefix))  # app.state.cache
+
+
+    @app.get("/weather")
+    async def weather() -> dict[str, float]:
+        await cache.set("weather:paris", {"temp": 21.5}, ttl=600)
+        views = await cache.incr("views:weather", ttl=60)  # atomic across processes
+        return {"views": views, **await cache.get("weather:paris")}
+
+
+    with TestClient(app) as client:
+        assert client.get("/weather").json() == {"views": 1, "temp": 21.5}
+        assert client.get("/weather").json() == {"views": 2, "temp": 21.5}
     ```
 
     Args:

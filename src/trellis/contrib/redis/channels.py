@@ -88,8 +88,29 @@ class RedisChannels(RedisStore):
         options: More options of ``redis.asyncio.Redis.from_url``, with a URL only.
 
     Example:
-        ```py
-        channels = app.install(Channels(RedisChannels("redis://localhost:6379/0")))
+        ```python
+        # needs: redis
+        import os
+
+        from trellis import App
+        from trellis.channels import Channels
+        from trellis.contrib.redis import RedisChannels
+        from trellis.testing import TestClient
+
+        app = App()
+        prefix = os.environ["REDIS_PREFIX"] + ":channels:"  # default "trellis:channels:"
+        channels = app.install(Channels(RedisChannels(os.environ["REDIS_URL"], prefix=prefix)))
+
+
+        async def roundtrip() -> str | bytes:
+            async with channels.subscribe("lobby") as sub:
+                await channels.publish("lobby", {"text": "hello"})  # to every process, as JSON
+                async for message in sub:
+                    return message
+
+
+        with TestClient(app) as client:
+            assert client.call(roundtrip) == '{"text":"hello"}'
         ```
     """
 

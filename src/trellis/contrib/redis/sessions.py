@@ -17,8 +17,29 @@ class RedisSessionStore(RedisStore):
     random session id, the data (a JSON object) lives in Redis under ``prefix`` + id and
     expires by itself after ``ttl`` seconds without a save.
 
-    ```py
-    app.install(RedisSessionStore("redis://localhost:6379/0"))   # app.state.session_store
+    ```python
+    # needs: redis
+    import os
+
+    from trellis import App, Request
+    from trellis.contrib.redis import RedisSessionStore
+    from trellis.testing import TestClient
+
+    app = App(csrf=False)  # this example posts without a token
+    prefix = os.environ["REDIS_PREFIX"] + ":session:"  # default "trellis:session:"
+    # app.state.session_store: the sessions of the app live in Redis
+    app.install(RedisSessionStore(os.environ["REDIS_URL"], prefix=prefix))
+
+
+    @app.post("/cart")
+    async def add(request: Request, item: str) -> dict[str, list[str]]:
+        request.session["cart"] = [*request.session.get("cart", []), item]
+        return {"cart": request.session["cart"]}
+
+
+    with TestClient(app) as client:
+        client.post("/cart", params={"item": "tea"})
+        assert client.post("/cart", params={"item": "milk"}).json() == {"cart": ["tea", "milk"]}
     ```
 
     Args:

@@ -283,9 +283,14 @@ class Channels:
         """Make the channels reachable as ``app.state.channels``; close them on shut-down.
 
         A backend with a ``connect()`` method (``RedisChannels``) is connected at start-up,
-        so that an unreachable server stops the app from starting.
+        so that an unreachable server stops the app from starting; one with an
+        ``attach(app)`` method is given the app first (``RedisChannels`` makes Redis outages
+        503 answers there, as the Redis stores do).
         """
         app.state.channels = self
+        attach = getattr(self.backend, "attach", None)
+        if callable(attach):
+            attach(app)
         connect = getattr(self.backend, "connect", None)
         if callable(connect):
             app.on_startup(connect)

@@ -27,7 +27,8 @@ from deploy_helpers import (
     trellis,
 )
 from trellis import App
-from trellis.contrib.redis import RedisCache
+from trellis.channels import Channels
+from trellis.contrib.redis import RedisCache, RedisChannels
 from trellis.middleware.ratelimit import RateLimitMiddleware
 from trellis.testing import TestClient
 
@@ -209,3 +210,19 @@ def test_the_applications_own_handler_wins(redis_url: str, prefix: str) -> None:
     with TestClient(app) as client:
         assert client.get("/").json() == {"handled": "by the app"}
         assert client.get("/slow").status_code == 503
+
+
+def test_channels_alone_make_redis_outages_503(redis_url: str, prefix: str) -> None:
+    # No Redis store installed: the channels backend installs the outage handler itself.
+    app = App(debug=False, secret_key=SECRET)
+    app.install(Channels(RedisChannels(redis_url, prefix=prefix)))
+
+    @app.post("/announce")
+    async def announce() -> str:
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+
+    with TestClient(app) as client:
+        response = client.post("/announce")
+    assert response.status_code == 503
+    assert response.json()["detail"] == DETAIL
+    assert response.headers["retry-after"] == "5"

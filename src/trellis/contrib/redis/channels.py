@@ -31,7 +31,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from trellis.contrib.redis._client import RedisStore, RedisUnavailableError
+from trellis.contrib.redis._client import (
+    RedisStore,
+    RedisUnavailableError,
+    install_outage_handler,
+)
 from trellis.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -151,6 +155,10 @@ class RedisChannels(RedisStore):
         raise ConfigurationError(
             "RedisChannels is a backend: install app.install(Channels(RedisChannels(url)))"
         )
+
+    def attach(self, app: App) -> None:
+        """Called by ``Channels.setup``: Redis outages in ``app`` become 503 answers."""
+        install_outage_handler(app, self.client)
 
     # -- Backend -------------------------------------------------------------------------------
 

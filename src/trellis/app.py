@@ -762,6 +762,8 @@ class App(Router):
                 scope["route"] = self._mount_routes[id(mount)]
                 child = dict(scope)
                 child["root_path"] = scope.get("root_path", "") + mp
+                if mount.state is not None:  # what its own lifespan set up, as a server gives
+                    child["state"] = dict(mount.state)
                 if host_params:
                     child["path_params"] = dict(host_params)
                 await mount.app(child, receive, send)
@@ -913,6 +915,7 @@ class App(Router):
                 if state:
                     for key, value in dict(state).items():
                         setattr(self.state, key, value)
+            await self._start_mounted_apps(stack)
             # A store set by a start-up hook or the lifespan counts too.
             self._find_session_store()
             if self._tasks is not None:  # last: jobs may use what the hooks set up
@@ -921,6 +924,33 @@ class App(Router):
             await stack.__aexit__(None, None, None)
             self._exit_stack = None
             raise
+
+    async def _start_mounted_apps(self, stack: contextlib.AsyncExitStack) -> None:
+        """Run the lifespan of every mounted application: started now, shut down with ours.
+
+        A server sends the lifespan events to the outer application only; without this a
+        mounted app's start-up (its database pool, its caches) would never run. What its
+        start-up puts in ``scope["state"]`` is in the scope of the requests it serves.
+        """
+        mounts = [*self._mounts, *(m for group in self._hosts for m in group.mounts)]
+        if not mounts:
+            return
+        from trellis.lifespan import Lifespan, LifespanError
+
+        started: dict[int, Lifespan] = {}
+        for mount in mounts:
+            lifespan = started.get(id(mount.app))
+            if lifespan is None:
+                lifespan = Lifespan(mount.app)
+                try:
+                    await lifespan.startup()
+                except LifespanError as exc:
+                    where = mount.path or "/"
+                    message = f"the app mounted at {where!r} failed to start: {exc}"
+                    raise LifespanError(message) from None
+                started[id(mount.app)] = lifespan
+                stack.push_async_callback(lifespan.shutdown)  # in reverse order, before ours
+            mount.state = lifespan.state if lifespan.state else None
 
     async def shutdown(self) -> None:
         """Leave the lifespan and run shut-down hooks (the server calls this)."""
@@ -956,8 +986,12 @@ class App(Router):
             await self.startup()
         except BaseException as exc:
             text = f"Trellis could not start: {type(exc).__name__}: {exc}"
-            # A configuration mistake is explained by its message; a crash needs its traceback.
-            trace = None if isinstance(exc, ConfigurationError) else exc
+            # A configuration mistake, or a mounted app's failed start-up, is explained by its
+            # message; a crash needs its traceback.
+            from trellis.lifespan import LifespanError
+
+            explained = isinstance(exc, ConfigurationError | LifespanError)
+            trace = None if explained else exc
             logging.getLogger("trellis").error(text, exc_info=trace)
             await send({"type": "lifespan.startup.failed", "message": text})
             if not isinstance(exc, Exception):

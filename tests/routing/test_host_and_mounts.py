@@ -48,6 +48,8 @@ class Recorder:
         self.scopes: list[Scope] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return  # no lifespan, as many raw apps: the App starts it and moves on
         self.scopes.append(scope)
         body = (
             f"root_path={scope.get('root_path', '')} path={scope['path']}"

@@ -402,12 +402,13 @@ class FlatRoute:
 
 @dataclass(slots=True)
 class FlatMount:
-    """A mount with its full path."""
+    """A mount with its full path; ``state``: what the app's own lifespan put in its state."""
 
     path: str
     app: ASGIApp
     name: str | None
     host: str | None
+    state: dict[str, Any] | None = None
 
 
 def flatten(

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -23,51 +22,13 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
+from trellis.lifespan import Lifespan, LifespanError
 from trellis.testing._transport import AsyncASGITransport, SyncASGITransport
-from trellis.types import ASGIApp, Message
+from trellis.types import ASGIApp
 
 T = TypeVar("T")
 
 __all__ = ["AsyncTestClient", "LifespanError", "TestClient"]
-
-
-class LifespanError(RuntimeError):
-    """The app reported that its start-up or shut-down failed."""
-
-
-class _Lifespan:
-    """Drive the ASGI lifespan protocol against an app."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.state: dict[str, Any] = {}
-        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
-        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
-        try:
-            await self.app(scope, self._to_app.get, self._from_app.put)
-        except BaseException as exc:
-            await self._from_app.put({"type": "_crashed", "message": repr(exc)})
-            raise
-
-    async def startup(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
-        await self._to_app.put({"type": "lifespan.startup"})
-        message = await self._from_app.get()
-        if message["type"] != "lifespan.startup.complete":
-            raise LifespanError(message.get("message") or message["type"])
-
-    async def shutdown(self) -> None:
-        await self._to_app.put({"type": "lifespan.shutdown"})
-        message = await self._from_app.get()
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
-        if message["type"] != "lifespan.shutdown.complete":
-            raise LifespanError(message.get("message") or message["type"])
 
 
 class TestClient(httpx.Client):
@@ -93,7 +54,7 @@ class TestClient(httpx.Client):
         self.app = app
         self._portal_cm: Any = None
         self._portal: Any = None
-        self._lifespan: _Lifespan | None = None
+        self._lifespan: Lifespan | None = None
         self._lifespan_state: dict[str, Any] = {}
         self._asgi_transport = SyncASGITransport(
             app, root_path=root_path, state=self._lifespan_state
@@ -110,8 +71,7 @@ class TestClient(httpx.Client):
         self._portal_cm = start_blocking_portal()
         self._portal = self._portal_cm.__enter__()
         self._asgi_transport.portal = self._portal
-        lifespan = _Lifespan(self.app)
-        lifespan.state = self._lifespan_state
+        lifespan = Lifespan(self.app, self._lifespan_state)
         try:
             self._portal.call(lifespan.startup)
         except BaseException:
@@ -235,7 +195,7 @@ class AsyncTestClient(httpx.AsyncClient):
         **kwargs: Any,
     ) -> None:
         self.app = app
-        self._lifespan: _Lifespan | None = None
+        self._lifespan: Lifespan | None = None
         self._lifespan_state: dict[str, Any] = {}
         transport = AsyncASGITransport(app, root_path=root_path, state=self._lifespan_state)
         kwargs.setdefault("follow_redirects", False)
@@ -243,8 +203,7 @@ class AsyncTestClient(httpx.AsyncClient):
 
     async def __aenter__(self) -> AsyncTestClient:
         await super().__aenter__()
-        lifespan = _Lifespan(self.app)
-        lifespan.state = self._lifespan_state
+        lifespan = Lifespan(self.app, self._lifespan_state)
         await lifespan.startup()
         self._lifespan = lifespan
         return self

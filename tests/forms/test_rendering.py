@@ -349,3 +349,29 @@ async def test_json_bound_form_shows_the_json_values() -> None:
     assert form.words.value == "3"
     assert form.tags.value == ["a"]
     assert form.published.value is True
+
+
+def test_labels_and_help_texts_may_be_lazy_texts_for_type_checkers_too() -> None:
+    # A field declared at import time wants lazy_gettext(...): translated when drawn. Every
+    # field's signature says so, so a type-checked application may pass one.
+    import inspect
+    import typing
+
+    import trellis.contrib.forms as forms
+    from trellis.i18n import LazyString
+
+    fields = [
+        value
+        for value in vars(forms).values()
+        if inspect.isclass(value) and issubclass(value, forms.Field)
+    ]
+    assert len(fields) > 10
+    for field in fields:
+        # (names imported for type checking only stand for themselves)
+        hints = typing.get_type_hints(
+            field.__init__, localns={"Form": object, "BoundField": object}
+        )
+        for name in ("label", "help_text"):
+            if name in hints:
+                assert LazyString in typing.get_args(hints[name]), (field, name, hints[name])
+        assert "label" in hints, field

@@ -23,6 +23,7 @@ from trellis.contrib.forms.fields import (
     MISSING,
     Choices,
     Field,
+    Text,
     _missing_error,
     humanize,
 )
@@ -99,7 +100,7 @@ class ChoiceField(Field):
 
     def __init__(
         self,
-        label: str | None = None,
+        label: Text | None = None,
         *,
         choices: Choices = (),
         coerce: Any = None,

@@ -21,7 +21,16 @@ import enum
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Optional, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Optional,
+    TypeAlias,
+    TypeVar,
+    overload,
+)
 
 from markupsafe import Markup, escape
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, TypeAdapter
@@ -32,6 +41,7 @@ from pydantic_core import PydanticCustomError, PydanticUndefined
 from trellis.contrib.forms._html import normalise_attrs, tag
 from trellis.contrib.forms._messages import ValidationError
 from trellis.exceptions import ConfigurationError
+from trellis.i18n import LazyString
 from trellis.i18n import gettext as _
 
 if TYPE_CHECKING:
@@ -59,6 +69,9 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound="Field")
+#: Text shown to people (a label, a help text): a ``str``, or ``lazy_gettext(...)``, translated
+#: each time it is drawn.
+Text: TypeAlias = str | LazyString
 
 
 class _Missing:
@@ -147,10 +160,10 @@ class Field:
 
     def __init__(
         self,
-        label: str | None = None,
+        label: Text | None = None,
         *,
         required: bool = True,
-        help_text: str | None = None,
+        help_text: Text | None = None,
         initial: Any = None,
         validators: Sequence[Callable[[Any], Any]] = (),
         attrs: Mapping[str, Any] | None = None,
@@ -382,7 +395,7 @@ class StringField(Field):
 
     def __init__(
         self,
-        label: str | None = None,
+        label: Text | None = None,
         *,
         min_length: int | None = None,
         max_length: int | None = None,
@@ -460,7 +473,7 @@ class EmailField(StringField):
 
     input_type = "email"
 
-    def __init__(self, label: str | None = None, *, max_length: int = 254, **kwargs: Any):
+    def __init__(self, label: Text | None = None, *, max_length: int = 254, **kwargs: Any):
         super().__init__(label, max_length=max_length, **kwargs)
 
     def checks(self) -> list[Callable[[Any], Any]]:  # noqa: D102
@@ -476,7 +489,7 @@ class PasswordField(StringField):
     input_type = "password"
     render_value = False
 
-    def __init__(self, label: str | None = None, *, strip: bool = False, **kwargs: Any) -> None:
+    def __init__(self, label: Text | None = None, *, strip: bool = False, **kwargs: Any) -> None:
         super().__init__(label, strip=strip, **kwargs)
 
     def schema_extra(self) -> dict[str, Any]:  # noqa: D102
@@ -489,7 +502,7 @@ class HiddenField(StringField):
     input_type = "hidden"
     is_hidden = True
 
-    def __init__(self, label: str | None = None, *, required: bool = False, **kwargs: Any):
+    def __init__(self, label: Text | None = None, *, required: bool = False, **kwargs: Any):
         super().__init__(label, required=required, **kwargs)
 
 
@@ -502,7 +515,7 @@ class _NumberField(Field):
 
     def __init__(
         self,
-        label: str | None = None,
+        label: Text | None = None,
         *,
         min_value: Any = None,
         max_value: Any = None,
@@ -568,7 +581,7 @@ class DecimalField(_NumberField):
 
     def __init__(
         self,
-        label: str | None = None,
+        label: Text | None = None,
         *,
         max_digits: int | None = None,
         decimal_places: int | None = None,
@@ -620,7 +633,7 @@ class BooleanField(Field):
     input_type = "checkbox"
     base_type = bool
 
-    def __init__(self, label: str | None = None, *, required: bool = False, **kwargs: Any):
+    def __init__(self, label: Text | None = None, *, required: bool = False, **kwargs: Any):
         super().__init__(label, required=required, **kwargs)
 
     def empty_value(self) -> Any:  # noqa: D102
@@ -684,7 +697,7 @@ class DateTimeField(_NumberField):
     base_type = datetime.datetime
 
     def __init__(
-        self, label: str | None = None, *, timezone: datetime.tzinfo | None = None, **kwargs: Any
+        self, label: Text | None = None, *, timezone: datetime.tzinfo | None = None, **kwargs: Any
     ) -> None:
         super().__init__(label, **kwargs)
         self.timezone = timezone
@@ -755,7 +768,7 @@ class FileField(Field):
 
     def __init__(
         self,
-        label: str | None = None,
+        label: Text | None = None,
         *,
         accept: Sequence[str] | None = None,
         max_size: int | None = None,

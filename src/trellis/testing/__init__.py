@@ -18,13 +18,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
 from trellis.lifespan import Lifespan, LifespanError
 from trellis.testing._transport import AsyncASGITransport, SyncASGITransport
 from trellis.types import ASGIApp
+
+if TYPE_CHECKING:
+    from trellis.testing.websocket import AsyncWebSocketTestSession
 
 T = TypeVar("T")
 
@@ -195,11 +198,40 @@ class AsyncTestClient(httpx.AsyncClient):
         **kwargs: Any,
     ) -> None:
         self.app = app
+        self._root_path = root_path
         self._lifespan: Lifespan | None = None
         self._lifespan_state: dict[str, Any] = {}
         transport = AsyncASGITransport(app, root_path=root_path, state=self._lifespan_state)
         kwargs.setdefault("follow_redirects", False)
         super().__init__(transport=transport, base_url=base_url, **kwargs)
+
+    def websocket_connect(
+        self,
+        path: str,
+        subprotocols: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        timeout: float = 10.0,
+    ) -> AsyncWebSocketTestSession:
+        """Open a websocket to ``path``: ``async with client.websocket_connect("/ws") as ws:``.
+
+        The app runs on the test's own loop, beside the client's lifespan; the client's
+        cookies are sent. Returns a ``trellis.testing.websocket.AsyncWebSocketTestSession``,
+        whose methods are coroutines (``await ws.send_text("hi")``, ``await ws.receive_json()``).
+        """
+        from trellis.testing.websocket import AsyncWebSocketTestSession, _build_scope, _url
+
+        base = str(self.base_url).replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        scope = _build_scope(
+            _url(path, base),
+            subprotocols=subprotocols,
+            headers=headers,
+            cookies={cookie.name: cookie.value or "" for cookie in self.cookies.jar},
+            root_path=self._root_path,
+            client=("testclient", 50000),
+            state=self._lifespan_state,
+        )
+        return AsyncWebSocketTestSession(self.app, scope, timeout=timeout)
 
     async def __aenter__(self) -> AsyncTestClient:
         await super().__aenter__()

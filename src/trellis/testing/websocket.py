@@ -34,7 +34,12 @@ from trellis.http import _json
 from trellis.types import ASGIApp, Message
 from trellis.websockets import WebSocketClose, WebSocketDataError, WebSocketDisconnect
 
-__all__ = ["WebSocketDenied", "WebSocketTestSession", "websocket_connect"]
+__all__ = [
+    "AsyncWebSocketTestSession",
+    "WebSocketDenied",
+    "WebSocketTestSession",
+    "websocket_connect",
+]
 
 HeadersInit = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -82,7 +87,157 @@ class _Done:
         self.exc = exc
 
 
-class WebSocketTestSession:
+class _Protocol:
+    """The ASGI websocket protocol as a server sees it: which messages the app may send now."""
+
+    __slots__ = ("accepted", "app_closed", "client_closed", "denying", "scope")
+
+    def __init__(self, scope: Mapping[str, Any]) -> None:
+        self.scope = scope
+        self.accepted = False
+        self.app_closed = False
+        self.client_closed = False
+        self.denying = False
+
+    def check(self, message: Message) -> None:
+        """Refuse a message the app may not send now, as a server would; note what it does."""
+        kind = message["type"]
+        if not (self.accepted or self.app_closed or self.denying):
+            if kind == "websocket.accept":
+                subprotocol = message.get("subprotocol")
+                offered = self.scope.get("subprotocols") or []
+                if subprotocol is not None and subprotocol not in offered:
+                    raise RuntimeError(
+                        f"the app accepted subprotocol {subprotocol!r}, which the client did not"
+                        f" offer ({offered!r})"
+                    )
+                self.accepted = True
+            elif kind == "websocket.close":
+                self.app_closed = True
+            elif kind == "websocket.http.response.start":
+                if "websocket.http.response" not in self.scope.get("extensions", {}):
+                    raise RuntimeError("the server did not offer the denial response extension")
+                self.denying = True
+            else:
+                raise RuntimeError(
+                    "expected 'websocket.accept', 'websocket.close' or"
+                    f" 'websocket.http.response.start' first, got {kind!r}"
+                )
+        elif self.denying:
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(f"expected 'websocket.http.response.body', got {kind!r}")
+        elif self.app_closed:
+            raise RuntimeError(f"the app sent {kind!r} after 'websocket.close'")
+        elif self.client_closed:
+            # As uvicorn does (ClientDisconnected is an OSError): the peer is gone.
+            raise ConnectionResetError(f"the client closed the websocket; cannot send {kind!r}")
+        elif kind == "websocket.send":
+            text, data = message.get("text"), message.get("bytes")
+            if (text is None) == (data is None):
+                raise RuntimeError("'websocket.send' needs exactly one of 'text' and 'bytes'")
+            if text is not None and not isinstance(text, str):
+                raise TypeError(f"'websocket.send' text must be str, not {type(text).__name__}")
+            if data is not None and not isinstance(data, bytes | bytearray):
+                raise TypeError(f"'websocket.send' bytes must be bytes, not {type(data).__name__}")
+        elif kind == "websocket.close":
+            self.app_closed = True
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on an open websocket")
+
+
+def _accept_headers(message: Message) -> Headers:
+    return Headers(raw=[(bytes(k), bytes(v)) for k, v in message.get("headers") or []])
+
+
+def _refused_by_close(message: Message) -> WebSocketDenied:
+    return WebSocketDenied(
+        403, code=int(message.get("code", 1000)), reason=message.get("reason") or ""
+    )
+
+
+def _refused_by_response(start: Message, body: bytes) -> WebSocketDenied:
+    return WebSocketDenied(int(start["status"]), headers=_accept_headers(start), body=body)
+
+
+def _dropped() -> Message:
+    """What the client sees when the app returns without closing: the connection drops."""
+    return {
+        "type": "websocket.close",
+        "code": WebSocketClose.ABNORMAL,
+        "reason": "the app returned without closing the websocket",
+    }
+
+
+def _text_of(message: Message) -> str:
+    text = message.get("text")
+    if text is None:
+        raise WebSocketDataError("expected a text message, got a binary one")
+    return str(text)
+
+
+def _bytes_of(message: Message) -> bytes:
+    data = message.get("bytes")
+    if data is None:
+        raise WebSocketDataError("expected a binary message, got a text one")
+    return bytes(data)
+
+
+def _json_of(message: Message) -> Any:
+    data = message.get("text")
+    return _json.loads(data if data is not None else message["bytes"])
+
+
+def _json_message(data: Any, binary: bool) -> Message:
+    encoded = _json.dumps(data)
+    if binary:
+        return {"type": "websocket.receive", "bytes": encoded}
+    return {"type": "websocket.receive", "text": encoded.decode("utf-8")}
+
+
+class _AppSide:
+    """The server's side of one connection: runs the app, checks and passes on what it sends.
+
+    A session sets ``app``, ``scope``, ``_to_app`` (what the client sends, on the app's loop)
+    and ``_deliver`` (how the app's messages reach the test).
+    """
+
+    app: ASGIApp
+    scope: dict[str, Any]
+    _to_app: asyncio.Queue[Message] | None
+    _protocol: _Protocol
+    _disconnect: Message | None
+
+    def _deliver(self, item: Message | _Done) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        try:
+            await self.app(self.scope, self._app_receive, self._app_send)
+        except WebSocketDisconnect:
+            self._deliver(_Done(None))
+        except Exception as exc:
+            self._deliver(_Done(exc))
+        except BaseException:
+            self._deliver(_Done(None))
+            raise
+        else:
+            self._deliver(_Done(None))
+
+    async def _app_receive(self) -> Message:
+        if self._disconnect is not None:
+            return dict(self._disconnect)
+        assert self._to_app is not None
+        message = await self._to_app.get()
+        if message["type"] == "websocket.disconnect":
+            self._disconnect = message
+        return message
+
+    async def _app_send(self, message: Message) -> None:
+        self._protocol.check(message)
+        self._deliver(message)
+
+
+class WebSocketTestSession(_AppSide):
     """One websocket connection to an app; use it as a context manager.
 
     ``__enter__`` connects (and raises ``WebSocketDenied`` if the app refuses); ``__exit__``
@@ -124,11 +279,7 @@ class WebSocketTestSession:
         self._future: Any = None
         self._app_exc: BaseException | None = None
         self._done = False
-        # ASGI protocol state, as seen from the server side.
-        self._accepted = False
-        self._app_closed = False
-        self._client_closed = False
-        self._denying = False
+        self._protocol = _Protocol(scope)
         self._disconnect: Message | None = None
 
     # -- connecting --------------------------------------------------------------------------
@@ -147,7 +298,7 @@ class WebSocketTestSession:
             self._put({"type": "websocket.connect"})
             self._handshake()
         except BaseException:
-            self._client_closed = True
+            self._protocol.client_closed = True
             with contextlib.suppress(BaseException):
                 self._put({"type": "websocket.disconnect", "code": WebSocketClose.ABNORMAL})
             with contextlib.suppress(BaseException):
@@ -164,17 +315,11 @@ class WebSocketTestSession:
         kind = message["type"]
         if kind == "websocket.accept":
             self.accepted_subprotocol = message.get("subprotocol")
-            self.extra_headers = Headers(
-                raw=[(bytes(k), bytes(v)) for k, v in message.get("headers") or []]
-            )
+            self.extra_headers = _accept_headers(message)
             return
         if kind == "websocket.close":
-            raise WebSocketDenied(
-                403, code=int(message.get("code", 1000)), reason=message.get("reason") or ""
-            )
+            raise _refused_by_close(message)
         # websocket.http.response.start: the body follows.
-        status = int(message["status"])
-        headers = Headers(raw=[(bytes(k), bytes(v)) for k, v in message.get("headers", [])])
         body = b""
         while True:
             part = self._next()
@@ -184,76 +329,12 @@ class WebSocketTestSession:
             body += bytes(part.get("body", b""))
             if not part.get("more_body", False):
                 break
-        raise WebSocketDenied(status, headers=headers, body=body)
+        raise _refused_by_response(message, body)
 
     # -- the app side (runs on the portal's loop) -------------------------------------------
 
-    async def _run(self) -> None:
-        try:
-            await self.app(self.scope, self._app_receive, self._app_send)
-        except WebSocketDisconnect:
-            self._from_app.put(_Done(None))
-        except Exception as exc:
-            self._from_app.put(_Done(exc))
-        except BaseException:
-            self._from_app.put(_Done(None))
-            raise
-        else:
-            self._from_app.put(_Done(None))
-
-    async def _app_receive(self) -> Message:
-        if self._disconnect is not None:
-            return dict(self._disconnect)
-        assert self._to_app is not None
-        message = await self._to_app.get()
-        if message["type"] == "websocket.disconnect":
-            self._disconnect = message
-        return message
-
-    async def _app_send(self, message: Message) -> None:
-        kind = message["type"]
-        if not (self._accepted or self._app_closed or self._denying):
-            if kind == "websocket.accept":
-                subprotocol = message.get("subprotocol")
-                offered = self.scope.get("subprotocols") or []
-                if subprotocol is not None and subprotocol not in offered:
-                    raise RuntimeError(
-                        f"the app accepted subprotocol {subprotocol!r}, which the client did not"
-                        f" offer ({offered!r})"
-                    )
-                self._accepted = True
-            elif kind == "websocket.close":
-                self._app_closed = True
-            elif kind == "websocket.http.response.start":
-                if "websocket.http.response" not in self.scope.get("extensions", {}):
-                    raise RuntimeError("the server did not offer the denial response extension")
-                self._denying = True
-            else:
-                raise RuntimeError(
-                    "expected 'websocket.accept', 'websocket.close' or"
-                    f" 'websocket.http.response.start' first, got {kind!r}"
-                )
-        elif self._denying:
-            if kind != "websocket.http.response.body":
-                raise RuntimeError(f"expected 'websocket.http.response.body', got {kind!r}")
-        elif self._app_closed:
-            raise RuntimeError(f"the app sent {kind!r} after 'websocket.close'")
-        elif self._client_closed:
-            # As uvicorn does (ClientDisconnected is an OSError): the peer is gone.
-            raise ConnectionResetError(f"the client closed the websocket; cannot send {kind!r}")
-        elif kind == "websocket.send":
-            text, data = message.get("text"), message.get("bytes")
-            if (text is None) == (data is None):
-                raise RuntimeError("'websocket.send' needs exactly one of 'text' and 'bytes'")
-            if text is not None and not isinstance(text, str):
-                raise TypeError(f"'websocket.send' text must be str, not {type(text).__name__}")
-            if data is not None and not isinstance(data, bytes | bytearray):
-                raise TypeError(f"'websocket.send' bytes must be bytes, not {type(data).__name__}")
-        elif kind == "websocket.close":
-            self._app_closed = True
-        else:
-            raise RuntimeError(f"unexpected ASGI message {kind!r} on an open websocket")
-        self._from_app.put(message)
+    def _deliver(self, item: Message | _Done) -> None:
+        self._from_app.put(item)
 
     # -- the test side ------------------------------------------------------------------------
 
@@ -285,7 +366,7 @@ class WebSocketTestSession:
             raise RuntimeError(
                 "the websocket is not connected: use `with websocket_connect(...) as ws:`"
             )
-        if self._client_closed:
+        if self._protocol.client_closed:
             raise RuntimeError("the websocket session is closed")
 
     def receive(self) -> Message:
@@ -303,11 +384,7 @@ class WebSocketTestSession:
         message = self._next()
         if message is None:
             self._raise_app_error()
-            message = {
-                "type": "websocket.close",
-                "code": WebSocketClose.ABNORMAL,
-                "reason": "the app returned without closing the websocket",
-            }
+            message = _dropped()
         if message["type"] == "websocket.close":
             self.close_code = int(message.get("code", WebSocketClose.NORMAL))
             self.close_reason = message.get("reason") or ""
@@ -326,11 +403,7 @@ class WebSocketTestSession:
             WebSocketDisconnect: the app closed the connection (``code``, ``reason``).
             WebSocketDataError: the message is binary.
         """
-        message = self._receive_data()
-        text = message.get("text")
-        if text is None:
-            raise WebSocketDataError("expected a text message, got a binary one")
-        return str(text)
+        return _text_of(self._receive_data())
 
     def receive_bytes(self) -> bytes:
         """Return the next message, which must be binary.
@@ -339,11 +412,7 @@ class WebSocketTestSession:
             WebSocketDisconnect: the app closed the connection.
             WebSocketDataError: the message is text.
         """
-        message = self._receive_data()
-        data = message.get("bytes")
-        if data is None:
-            raise WebSocketDataError("expected a binary message, got a text one")
-        return bytes(data)
+        return _bytes_of(self._receive_data())
 
     def receive_json(self) -> Any:
         """Return the next message (text or binary) decoded as JSON.
@@ -351,15 +420,13 @@ class WebSocketTestSession:
         Raises:
             WebSocketDisconnect: the app closed the connection.
         """
-        message = self._receive_data()
-        data = message.get("text")
-        return _json.loads(data if data is not None else message["bytes"])
+        return _json_of(self._receive_data())
 
     def send(self, message: Message) -> None:
         """Send a raw ASGI message to the app (``websocket.receive`` or ``disconnect``)."""
         self._check_open()
         if message["type"] == "websocket.disconnect":
-            self._client_closed = True
+            self._protocol.client_closed = True
         self._put(message)
 
     def send_text(self, data: str) -> None:
@@ -372,11 +439,7 @@ class WebSocketTestSession:
 
     def send_json(self, data: Any, *, binary: bool = False) -> None:
         """Send ``data`` as JSON, in a text message (a binary one with ``binary=True``)."""
-        encoded = _json.dumps(data)
-        if binary:
-            self.send_bytes(encoded)
-        else:
-            self.send_text(encoded.decode("utf-8"))
+        self.send(_json_message(data, binary))
 
     def close(self, code: int = WebSocketClose.NORMAL, reason: str = "") -> None:
         """Close the connection and wait for the app to return; re-raise what it raised.
@@ -387,8 +450,8 @@ class WebSocketTestSession:
         """
         if self._future is None:
             return
-        if not self._client_closed:
-            self._client_closed = True
+        if not self._protocol.client_closed:
+            self._protocol.client_closed = True
             self._put({"type": "websocket.disconnect", "code": int(code), "reason": reason})
         try:
             self._wait_for_app()
@@ -438,6 +501,211 @@ class WebSocketTestSession:
         # The test failed already: close, but do not hide its exception behind the app's.
         with contextlib.suppress(Exception):
             self.close()
+
+
+class AsyncWebSocketTestSession(_AppSide):
+    """One websocket connection to an app, from async test code: ``async with ... as ws:``.
+
+    The app runs as a task on the test's own event loop (an ``AsyncTestClient``'s), so the
+    test may await other things between messages (a database query, another connection).
+    The same protocol checks and errors as ``WebSocketTestSession``; every method that waits
+    is a coroutine.
+
+    Args:
+        app: The ASGI application.
+        scope: The ASGI ``websocket`` scope (``websocket_connect`` builds it).
+        timeout: The longest, in seconds, any one wait for the app may take; then
+            ``TimeoutError``.
+
+    Attributes:
+        accepted_subprotocol: The subprotocol the app accepted (``None`` for none).
+        extra_headers: The headers the app added to its handshake response.
+        close_code: The code the app closed with, once it did (else ``None``).
+        close_reason: The reason the app closed with.
+    """
+
+    __test__ = False
+
+    def __init__(self, app: ASGIApp, scope: dict[str, Any], *, timeout: float = 10.0) -> None:
+        self.app = app
+        self.scope = scope
+        self.timeout = timeout
+        self.accepted_subprotocol: str | None = None
+        self.extra_headers = Headers()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()  # what the client sends
+        self._to_app = self._inbox
+        self._from_app: asyncio.Queue[Message | _Done] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._app_exc: BaseException | None = None
+        self._done = False
+        self._protocol = _Protocol(scope)
+        self._disconnect: Message | None = None
+
+    async def __aenter__(self) -> AsyncWebSocketTestSession:
+        if self._task is not None:
+            raise RuntimeError("this websocket session was already entered")
+        self._task = asyncio.ensure_future(self._run())
+        await self._inbox.put({"type": "websocket.connect"})
+        try:
+            await self._handshake()
+        except BaseException:
+            self._protocol.client_closed = True
+            await self._inbox.put({"type": "websocket.disconnect", "code": WebSocketClose.ABNORMAL})
+            with contextlib.suppress(BaseException):
+                await self._wait_for_app()
+            raise
+        return self
+
+    async def _handshake(self) -> None:
+        message = await self._next()
+        if message is None:
+            self._raise_app_error()
+            raise RuntimeError("the app returned without accepting or refusing the websocket")
+        if message["type"] == "websocket.accept":
+            self.accepted_subprotocol = message.get("subprotocol")
+            self.extra_headers = _accept_headers(message)
+            return
+        if message["type"] == "websocket.close":
+            raise _refused_by_close(message)
+        body = b""
+        while (part := await self._next()) is not None:
+            body += bytes(part.get("body", b""))
+            if not part.get("more_body", False):
+                break
+        else:
+            self._raise_app_error()
+        raise _refused_by_response(message, body)
+
+    # -- the app side ---------------------------------------------------------------------------
+
+    def _deliver(self, item: Message | _Done) -> None:
+        self._from_app.put_nowait(item)
+
+    # -- the test side --------------------------------------------------------------------------
+
+    async def _next(self) -> Message | None:
+        """The next message from the app, or ``None`` once the app has returned."""
+        if self._done:
+            return None
+        try:
+            item = await asyncio.wait_for(self._from_app.get(), self.timeout)
+        except TimeoutError:
+            raise TimeoutError(f"the app sent nothing within {self.timeout} seconds") from None
+        if isinstance(item, _Done):
+            self._done = True
+            self._app_exc = item.exc
+            return None
+        return item
+
+    def _raise_app_error(self) -> None:
+        exc, self._app_exc = self._app_exc, None
+        if exc is not None:
+            raise exc
+
+    async def receive(self) -> Message:
+        """The next raw ASGI message the app sent (see ``WebSocketTestSession.receive``)."""
+        if self.close_code is not None:
+            return {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
+        message = await self._next()
+        if message is None:
+            self._raise_app_error()
+            message = _dropped()
+        if message["type"] == "websocket.close":
+            self.close_code = int(message.get("code", WebSocketClose.NORMAL))
+            self.close_reason = message.get("reason") or ""
+        return message
+
+    async def _receive_data(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "websocket.close":
+            raise WebSocketDisconnect(self.close_code or 1000, self.close_reason)
+        return message
+
+    async def receive_text(self) -> str:
+        """The next message, which must be text (``WebSocketDisconnect`` once closed)."""
+        return _text_of(await self._receive_data())
+
+    async def receive_bytes(self) -> bytes:
+        """The next message, which must be binary (``WebSocketDisconnect`` once closed)."""
+        return _bytes_of(await self._receive_data())
+
+    async def receive_json(self) -> Any:
+        """The next message (text or binary) decoded as JSON."""
+        return _json_of(await self._receive_data())
+
+    async def send(self, message: Message) -> None:
+        """Send a raw ASGI message to the app (``websocket.receive`` or ``disconnect``)."""
+        if self._task is None:
+            raise RuntimeError(
+                "the websocket is not connected: use `async with client.websocket_connect(...)`"
+            )
+        if self._protocol.client_closed:
+            raise RuntimeError("the websocket session is closed")
+        if message["type"] == "websocket.disconnect":
+            self._protocol.client_closed = True
+        await self._inbox.put(message)
+
+    async def send_text(self, data: str) -> None:
+        """Send a text message."""
+        await self.send({"type": "websocket.receive", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message."""
+        await self.send({"type": "websocket.receive", "bytes": bytes(data)})
+
+    async def send_json(self, data: Any, *, binary: bool = False) -> None:
+        """Send ``data`` as JSON, in a text message (a binary one with ``binary=True``)."""
+        await self.send(_json_message(data, binary))
+
+    async def close(self, code: int = WebSocketClose.NORMAL, reason: str = "") -> None:
+        """Close the connection and wait for the app to return; re-raise what it raised."""
+        if self._task is None:
+            return
+        if not self._protocol.client_closed:
+            self._protocol.client_closed = True
+            await self._inbox.put({"type": "websocket.disconnect", "code": code, "reason": reason})
+        await self._wait_for_app()
+        self._raise_app_error()
+
+    async def _wait_for_app(self) -> None:
+        assert self._task is not None
+        done, _ = await asyncio.wait([self._task], timeout=self.timeout)
+        if not done:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+            raise TimeoutError(
+                f"the app did not return within {self.timeout} seconds of the client closing"
+                " the websocket; it was cancelled"
+            )
+        while not self._done and not self._from_app.empty():
+            item = self._from_app.get_nowait()
+            if isinstance(item, _Done):
+                self._done = True
+                self._app_exc = item.exc
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.close()
+            return
+        # The test failed already: close, but do not hide its exception behind the app's.
+        with contextlib.suppress(Exception):
+            await self.close()
+
+
+def _url(path: str, base_url: str) -> str:
+    """The URL of ``path`` (a path with its query string, or a full ``ws://`` URL)."""
+    if "://" in path:
+        return path
+    if not path.startswith("/"):
+        raise ValueError(f"the path must start with '/', got {path!r}")
+    return base_url.rstrip("/") + path
 
 
 def _build_scope(
@@ -530,14 +798,8 @@ def websocket_connect(
     Returns:
         The session; entering it connects.
     """
-    if "://" in path:
-        url = path
-    else:
-        if not path.startswith("/"):
-            raise ValueError(f"the path must start with '/', got {path!r}")
-        url = base_url.rstrip("/") + path
     scope = _build_scope(
-        url,
+        _url(path, base_url),
         subprotocols=subprotocols,
         headers=headers,
         cookies=cookies,

@@ -26,6 +26,7 @@ import importlib.metadata
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -43,6 +44,7 @@ import httpx
 import pytest
 from packaging.requirements import Requirement
 
+from deploy_helpers import Process, free_port
 from docs_blocks import DOCS, ROOT, Block, blocks
 
 PROJECT = Path(__file__).resolve().parent / "docs_project"
@@ -113,12 +115,6 @@ def _env_file(block: Block) -> bool:
 
 
 # --- the scratch shell ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -218,17 +214,10 @@ def serve(
     ``started``, given the server's output, says when it has finished starting (all its
     workers), if answering is not enough.
     """
-    log = shell.root / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=shell.cwd,
-            env={**shell.env, **command.env, **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    env = {**shell.env, **command.env, **(env or {})}
+    (shell.cwd / "server.log").unlink(missing_ok=True)  # this server's output only
+    with Process(argv, cwd=shell.cwd, name="server", env=env) as server:
+        proc, log = server.proc, server.log
         targets = [(f"http://{h}:{p}/", None) for h, p in tcp] + [
             (f"unix:{path}", httpx.HTTPTransport(uds=str(path))) for path in unix
         ]
@@ -248,22 +237,11 @@ def serve(
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"{command}\ndid not finish starting:\n{log.read_text()}")
             time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # to the server itself, as a supervisor does
         returncode = proc.wait(timeout=TIMEOUT)
         assert returncode == 0, (
             f"{command}\nexited with {returncode} on SIGTERM:\n{log.read_text()}"
         )
-    finally:
-        _kill_group(proc)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill what is left of the process group (workers too) and reap the leader."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=TIMEOUT)
 
 
 def _deadline() -> float:
@@ -306,12 +284,12 @@ def rule_trellis_run(shell: Shell, command: Command) -> None:
             argv = _replace(argv, address, f"unix:{unix[-1]}")
         else:
             host, _, port = address.rpartition(":")
-            ports.setdefault(port, _free_port())
+            ports.setdefault(port, free_port())
             tcp.append((_probe_host(host), ports[port]))
             argv = _replace(argv, address, f"{host}:{ports[port]}")
     if not unix and not tcp:
         [host] = _option_values(argv, "--host") or ["127.0.0.1"]
-        port = _free_port()
+        port = free_port()
         if _option_values(argv, "--port"):
             argv = _replace(argv, _option_values(argv, "--port")[0], str(port))
         else:
@@ -324,14 +302,14 @@ def rule_python_app(shell: Shell, command: Command) -> None:
     """``python examples/admin_demo/app.py``: the example, copied, serves on a free port."""
     script = command.argv[1]
     shutil.copytree(ROOT / Path(script).parent, shell.cwd / Path(script).parent)
-    port = _free_port()
+    port = free_port()
     env = {"TRELLIS_SERVER_PORT": str(port)}
     serve(shell, command, shell.argv(command), [("127.0.0.1", port)], [], env)
 
 
 def rule_uvicorn(shell: Shell, command: Command) -> None:
     """``uvicorn main:app``: served on a free port (uvicorn reads UVICORN_PORT)."""
-    port = _free_port()
+    port = free_port()
     env = {"UVICORN_PORT": str(port), "TRELLIS_DEBUG": "1"}
     serve(shell, command, shell.argv(command), [("127.0.0.1", port)], [], env)
 
@@ -341,7 +319,7 @@ def rule_gunicorn(shell: Shell, command: Command) -> None:
     if "-c" in command.argv:
         config = _option_values(command.argv, "-c")[0]
         shutil.copy(ROOT / "examples" / "deploy" / config, shell.cwd / config)
-    port = _free_port()
+    port = free_port()
     env = {"GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}
     serve(shell, command, shell.argv(command), [("127.0.0.1", port)], [], env)
 
@@ -350,7 +328,7 @@ def rule_granian(shell: Shell, command: Command) -> None:
     """``granian`` and ``./granian.sh`` (examples/deploy's): on a free port (GRANIAN_PORT)."""
     if command.argv[0] == "./granian.sh":
         shutil.copy(ROOT / "examples" / "deploy" / "granian.sh", shell.cwd / "granian.sh")
-    port = _free_port()
+    port = free_port()
     env = {"GRANIAN_PORT": str(port)}
     # granian stops a worker that is still starting only by killing it, 30 s later: wait for all
     default = "4" if command.argv[0] == "./granian.sh" else "1"  # the script's, granian's own
@@ -377,20 +355,13 @@ def rule_worker(shell: Shell, command: Command) -> None:
     url = os.environ.get("TRELLIS_TEST_REDIS_URL")
     if not url:
         pytest.skip("trellis worker needs Redis: set TRELLIS_TEST_REDIS_URL")
-    prefix = f"docs-shell-{os.getpid()}-{_free_port()}"
+    prefix = f"docs-shell-{os.getpid()}-{secrets.token_hex(4)}"
     env = {"REDIS_URL": url, "REDIS_PREFIX": prefix}
     done_file = shell.cwd / "job-done"
-    log = shell.root / "worker.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            shell.argv(command),
-            cwd=shell.cwd,
-            env={**shell.env, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with Process(
+        shell.argv(command), cwd=shell.cwd, name="worker", env={**shell.env, **env}
+    ) as worker:
+        proc, log = worker.proc, worker.log
         send = (
             "from trellis.testing import TestClient\n"
             "from myproject.web import app\n"
@@ -413,8 +384,6 @@ def rule_worker(shell: Shell, command: Command) -> None:
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=TIMEOUT) == 0, log.read_text()
-    finally:
-        _kill_group(proc)
 
 
 # --- commands that run to their end ------------------------------------------------------------

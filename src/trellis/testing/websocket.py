@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import contextlib
@@ -194,7 +195,7 @@ def _json_message(data: Any, binary: bool) -> Message:
     return {"type": "websocket.receive", "text": encoded.decode("utf-8")}
 
 
-class _AppSide:
+class _AppSide(abc.ABC):
     """The server's side of one connection: runs the app, checks and passes on what it sends.
 
     A session sets ``app``, ``scope``, ``_to_app`` (what the client sends, on the app's loop)
@@ -207,8 +208,9 @@ class _AppSide:
     _protocol: _Protocol
     _disconnect: Message | None
 
+    @abc.abstractmethod
     def _deliver(self, item: Message | _Done) -> None:
-        raise NotImplementedError
+        """Pass a message of the app (or the end of its call) on to the test side."""
 
     async def _run(self) -> None:
         try:

@@ -35,6 +35,7 @@ from browser_helpers import free_port, serve
 from trellis import App
 from trellis.contrib.auth import PasswordHasher
 from trellis.contrib.mail import ConsoleEmailBackend, MemoryEmailBackend
+from trellis.exceptions import ConfigurationError
 from trellis.testing import TestClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -454,7 +455,7 @@ def test_mail_goes_where_the_settings_say(showcase: ModuleType) -> None:
     assert smtp.use_starttls and not smtp.use_ssl
     tls = showcase.mail_backend(settings(smtp_url="smtps://mail.example.com"))
     assert (tls.port, tls.use_ssl) == (465, True)
-    with pytest.raises(ValueError, match="smtp_url: give smtp://"):
+    with pytest.raises(ConfigurationError, match="smtp_url: give smtp://"):
         showcase.mail_backend(settings(smtp_url="mail.example.com"))
 
 

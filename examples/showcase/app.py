@@ -64,6 +64,7 @@ from trellis.contrib.mail import ConsoleEmailBackend, EmailBackend, EmailMessage
 from trellis.contrib.ops import Health, Metrics
 from trellis.contrib.otel import OpenTelemetry
 from trellis.contrib.tickets import Tickets
+from trellis.exceptions import ConfigurationError
 from trellis.http.sse import EventSourceResponse, ServerSentEvent
 from trellis.i18n import gettext as _
 from trellis.i18n import lazy_gettext
@@ -215,7 +216,7 @@ def mail_backend(config: ShowcaseSettings) -> EmailBackend:
         return SMTPEmailBackend(from_email=config.mail_from)
     url = urlsplit(config.smtp_url)
     if url.scheme not in ("smtp", "smtps") or not url.hostname:
-        raise ValueError("smtp_url: give smtp://user:password@host:port or smtps://...")
+        raise ConfigurationError("smtp_url: give smtp://user:password@host:port or smtps://...")
     return SMTPEmailBackend(
         url.hostname,
         url.port,

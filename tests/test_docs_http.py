@@ -10,36 +10,26 @@ validation on).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+from docs_blocks import DOCS, blocks
+
 PAGES = ("requests.md", "responses.md")
-_BLOCK = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-
-
-def _blocks(page: str) -> list[tuple[int, str, str]]:
-    """Return ``(line, language, code)`` for every fenced block of ``page``."""
-    text = (DOCS / page).read_text(encoding="utf-8")
-    return [
-        (text.count("\n", 0, m.start()) + 1, m.group(1), m.group(2)) for m in _BLOCK.finditer(text)
-    ]
 
 
 EXAMPLES = [
     # Blank lines in front, so tracebacks give the line in the Markdown file.
-    pytest.param(page, "\n" * line + code, id=f"{page}:{line}")
+    pytest.param(block.page, "\n" * block.line + block.code, id=block.id)
     for page in PAGES
-    for line, language, code in _blocks(page)
-    if language == "python"
+    for block in blocks(page, "python")
 ]
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_has_runnable_examples(page: str) -> None:
-    languages = [language for _, language, _ in _blocks(page)]
+    languages = [block.language for block in blocks(page)]
     assert languages.count("python") >= 5
     assert set(languages) <= {"python", "py"}, languages
 
